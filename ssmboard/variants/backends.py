@@ -1,0 +1,76 @@
+"""The catalogue of scan and decode-step backends, by name.
+
+Kept free of torch so that the variant registry can validate a backend name without
+importing any numerical code: each entry names the module and function that implement it,
+imported only when :func:`get_scan` / :func:`get_step` is called.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+from ssmboard.errors import UnknownBackendError
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    scan: str  # "module:function" implementing the scan interface (design.md)
+    step: str  # "module:function" implementing the one-token decode step
+    exact: bool  # True when it computes the exact Mamba2 scan (up to rounding)
+    needs_gpu: bool = False
+    description: str = ""
+
+
+_BACKENDS: dict[str, Backend] = {}
+
+
+def register_backend(backend: Backend) -> Backend:
+    """Add a backend to the catalogue (later registrations of a name replace earlier ones)."""
+    _BACKENDS[backend.name] = backend
+    return backend
+
+
+def _builtin(name: str, module: str, exact: bool, needs_gpu: bool, description: str) -> None:
+    register_backend(Backend(name, f"{module}:scan", f"{module}:step", exact, needs_gpu, description))
+
+
+_builtin("sequential", "ssmboard.variants.scans.sequential", True, False,
+         "float64 step-by-step recurrence: the ground truth, slow")
+_builtin("reference", "ssmboard.variants.scans.reference", True, False,
+         "chunked PyTorch SSD: exact, lean in memory, torch.compile-friendly")
+_builtin("independent", "ssmboard.variants.scans.independent", False, False,
+         "chunked PyTorch, each chunk starts from a zero state: exact in chunk 0, approximate after")
+_builtin("triton", "ssmboard.variants.triton.ssd", True, True,
+         "fused Triton SSD kernels")
+_builtin("triton-independent", "ssmboard.variants.triton.ssd_independent", False, True,
+         "fused Triton SSD kernels, zero state entering each chunk")
+
+
+def list_scans() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise UnknownBackendError(
+            f"unknown scan backend {name!r}; known backends: {', '.join(list_scans())}"
+        ) from None
+
+
+def _load(target: str) -> Callable:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_scan(name: str) -> Callable:
+    """The scan function of backend ``name`` (see design.md for its signature)."""
+    return _load(get_backend(name).scan)
+
+
+def get_step(name: str) -> Callable:
+    """The one-token decode step of backend ``name`` (state updated in place)."""
+    return _load(get_backend(name).step)

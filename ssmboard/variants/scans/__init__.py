@@ -1,0 +1,1 @@
+"""Scan backends written in PyTorch: the ground truth and the exact chunked reference."""
