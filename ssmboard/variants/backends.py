@@ -21,6 +21,7 @@ class Backend:
     exact: bool  # True when it computes the exact Mamba2 scan (up to rounding)
     needs_gpu: bool = False
     description: str = ""
+    native: bool = False  # True: leave the model's own mixer in place (the baseline to beat)
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -46,6 +47,9 @@ _builtin("triton", "ssmboard.variants.triton.ssd", True, True,
          "fused Triton SSD kernels")
 _builtin("triton-independent", "ssmboard.variants.triton.ssd_independent", False, True,
          "fused Triton SSD kernels, zero state entering each chunk")
+register_backend(Backend("transformers", "", "", True, False,
+                         "the model's own transformers mixer, unpatched: its torch fallback, or mamba_ssm's "
+                         "kernels when those are importable", native=True))
 
 
 def list_scans() -> list[str]:
@@ -61,16 +65,19 @@ def get_backend(name: str) -> Backend:
         ) from None
 
 
-def _load(target: str) -> Callable:
+def _load(target: str, name: str) -> Callable:
+    if not target:
+        raise UnknownBackendError(f"backend {name!r} is the model's own mixer and has no scan function of ours; "
+                                  f"pick one of {', '.join(n for n in list_scans() if not _BACKENDS[n].native)}")
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 
 def get_scan(name: str) -> Callable:
     """The scan function of backend ``name`` (see design.md for its signature)."""
-    return _load(get_backend(name).scan)
+    return _load(get_backend(name).scan, name)
 
 
 def get_step(name: str) -> Callable:
     """The one-token decode step of backend ``name`` (state updated in place)."""
-    return _load(get_backend(name).step)
+    return _load(get_backend(name).step, name)
