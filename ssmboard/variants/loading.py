@@ -1,0 +1,222 @@
+"""Load the model (and tokenizer) that a variant spec names.
+
+Spec forms of ``model``:
+- ``embedded:<name>``: ``ssmboard/assets/<name>/`` through ``from_pretrained`` (offline). Until
+  the trained ``tiny-bamba`` is shipped there, that name falls back to a small random-init
+  BambaForCausalLM (fixed seed) with a byte-level tokenizer built in code, so everything runs.
+- ``config:<name-or-path>``: random init (fixed seed) from a shipped config
+  (``ssmboard/assets/configs/<name>.json``), a config.json file, or a folder holding one.
+  Random weights are for speed and memory measurements only.
+- anything else: a local checkpoint folder or a hub id, through AutoModelForCausalLM /
+  AutoTokenizer.
+
+``n_layers`` trims the config before the model is built, so a 4-layer slice of a large
+checkpoint never materialises the other layers.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssmboard.config import assets_dir
+from ssmboard.errors import ModelLoadError
+
+log = logging.getLogger(__name__)
+
+SEED = 0
+TINY_BAMBA = "tiny-bamba"
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                 "pytorch_model.bin.index.json")
+
+
+def configs_dir() -> Path:
+    return assets_dir() / "configs"
+
+
+def shipped_configs() -> list[str]:
+    return sorted(p.stem for p in configs_dir().glob("*.json"))
+
+
+def byte_tokenizer() -> Any:
+    """A byte-level tokenizer (256 byte tokens + <|pad|>, <|bos|>, <|eos|> = ids 0, 1, 2).
+
+    Pads on the left, as batched generation with a decoder-only model needs.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|pad|>", "<|bos|>", "<|eos|>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for ch in sorted(alphabet):
+        vocab[ch] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens(specials)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|bos|>",
+                                   eos_token="<|eos|>", padding_side="left")
+
+
+def tiny_bamba_config() -> Any:
+    """The architecture of the random stand-in for ``embedded:tiny-bamba``.
+
+    Mirrors the shipped model (scripts/train_tiny.py): 8 layers with attention at layer 3,
+    hidden 256, 8 SSM heads of dim 64, d_state 64, one group, chunk 64, vocab 4096.
+    """
+    from transformers import BambaConfig
+
+    return BambaConfig(
+        vocab_size=4096, tie_word_embeddings=True, hidden_size=256, intermediate_size=448, num_hidden_layers=8,
+        attn_layer_indices=[3], num_attention_heads=4, num_key_value_heads=2,
+        mamba_n_heads=8, mamba_d_head=64, mamba_n_groups=1, mamba_d_state=64, mamba_d_conv=4,
+        mamba_expand=2, mamba_chunk_size=64, mamba_conv_bias=True, mamba_proj_bias=False,
+        max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=1,
+    )
+
+
+def truncate_config(config: Any, n_layers: int | None) -> Any:
+    """Keep the first ``n_layers`` layers: layer count, attention indices and layer patterns."""
+    if n_layers is None:
+        return config
+    total = getattr(config, "num_hidden_layers", None)
+    if total is None:
+        raise ModelLoadError(f"cannot keep {n_layers} layers: config {type(config).__name__} has no num_hidden_layers")
+    if not 1 <= n_layers <= total:
+        raise ModelLoadError(f"n_layers={n_layers} is out of range: the model has {total} layers; "
+                             f"choose 1..{total} or leave n_layers unset")
+    config.num_hidden_layers = n_layers
+    if getattr(config, "attn_layer_indices", None) is not None:
+        config.attn_layer_indices = [i for i in config.attn_layer_indices if i < n_layers]
+    for name in ("layer_types", "layers_block_type", "hybrid_override_pattern", "layers_block_types"):
+        value = config.__dict__.get(name)  # stored fields only; properties derive from the above
+        if isinstance(value, (list, tuple, str)) and len(value) == total:
+            setattr(config, name, value[:n_layers])
+    if isinstance(config.__dict__.get("hybrid_layer_ids"), list):
+        config.hybrid_layer_ids = [i for i in config.hybrid_layer_ids if i < n_layers]
+    return config
+
+
+def _random_init(config: Any) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SEED)
+        return AutoModelForCausalLM.from_config(config)
+
+
+def _has_weights(folder: Path) -> bool:
+    return folder.is_dir() and any((folder / f).exists() for f in _WEIGHT_FILES)
+
+
+def _config_from_json(path: Path) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        data = json.loads(path.read_text())
+        model_type = data.pop("model_type")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"cannot read model config {path}: {exc}; it must be a JSON file with a 'model_type'") from exc
+    try:
+        return AutoConfig.for_model(model_type, **data)
+    except (ValueError, TypeError) as exc:
+        raise ModelLoadError(f"invalid model config {path}: {exc}") from exc
+
+
+def resolve_config(ref: str) -> Any:
+    """The config behind ``config:<ref>``: a shipped name, a JSON file, or a folder with config.json."""
+    shipped = configs_dir() / f"{ref}.json"
+    if shipped.is_file():
+        return _config_from_json(shipped)
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return _config_from_json(path)
+    if (path / "config.json").is_file():
+        return _config_from_json(path / "config.json")
+    raise ModelLoadError(
+        f"no model config {ref!r}: not a shipped config ({', '.join(shipped_configs()) or 'none'}), "
+        "nor a config.json file or a folder holding one; use config:<one of those> or a path"
+    )
+
+
+def _tokenizer_for(config: Any) -> Any:
+    tok = byte_tokenizer()
+    vocab = getattr(config, "vocab_size", None)
+    if vocab is not None and vocab < len(tok):
+        raise ModelLoadError(f"the model's vocab_size ({vocab}) is smaller than the built-in byte tokenizer "
+                             f"({len(tok)} tokens); use a config with vocab_size >= {len(tok)}")
+    return tok
+
+
+def _from_pretrained(ref: str, n_layers: int | None, local_only: bool) -> tuple[Any, Any]:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(ref, local_files_only=local_only)
+        config = truncate_config(config, n_layers)
+        model = AutoModelForCausalLM.from_pretrained(ref, config=config, local_files_only=local_only)
+    except ModelLoadError:
+        raise
+    except Exception as exc:  # hub / IO / config errors all mean "cannot load": say what to do
+        raise ModelLoadError(
+            f"cannot load model {ref!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}. "
+            "Give an existing checkpoint folder, a hub id that is cached or reachable (HF_HUB_OFFLINE unset), "
+            "'embedded:<name>' or 'config:<name-or-path>'"
+        ) from exc
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, local_files_only=local_only)
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("no tokenizer for %s (%s); using the byte-level tokenizer", ref, exc)
+        tokenizer = _tokenizer_for(model.config)
+    return model, tokenizer
+
+
+def _tiny_bamba_stand_in(folder: Path, n_layers: int | None) -> tuple[Any, Any]:
+    """Random weights (fixed seed) until the trained tiny-bamba is shipped; its config and
+    tokenizer files are used when they are already in the folder."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    log.warning("embedded:%s has no weights yet: using a random-init stand-in (seed %d)", TINY_BAMBA, SEED)
+    config = (AutoConfig.from_pretrained(str(folder), local_files_only=True)
+              if (folder / "config.json").is_file() else tiny_bamba_config())
+    if (folder / "tokenizer.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    else:
+        tokenizer = _tokenizer_for(config)
+    return _random_init(truncate_config(config, n_layers)), tokenizer
+
+
+def load_model(ref: str, n_layers: int | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a spec's ``model`` string, in float32 and eval mode."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ModelLoadError(f"model must be a non-empty string, got {ref!r}")
+    if ref.startswith("embedded:"):
+        name = ref.split(":", 1)[1]
+        folder = assets_dir() / name
+        if _has_weights(folder):
+            model, tokenizer = _from_pretrained(str(folder), n_layers, local_only=True)
+        elif name == TINY_BAMBA:
+            model, tokenizer = _tiny_bamba_stand_in(folder, n_layers)
+        else:
+            shipped = sorted(p.name for p in assets_dir().iterdir() if _has_weights(p)) if assets_dir().is_dir() else []
+            raise ModelLoadError(f"no embedded model {name!r} (no weights in {folder}); "
+                                 f"embedded models: {', '.join(shipped + [TINY_BAMBA])}")
+    elif ref.startswith("config:"):
+        config = truncate_config(resolve_config(ref.split(":", 1)[1]), n_layers)
+        tokenizer = _tokenizer_for(config)
+        model = _random_init(config)
+    else:
+        path = Path(ref).expanduser()
+        looks_local = path.exists() or ref.startswith((".", "/", "~")) or ref.count("/") > 1
+        if looks_local and not path.is_dir():
+            raise ModelLoadError(f"model folder {ref!r} does not exist; give an existing checkpoint folder, "
+                                 "a hub id, 'embedded:<name>' or 'config:<name-or-path>'")
+        model, tokenizer = _from_pretrained(str(path) if path.is_dir() else ref, n_layers, local_only=path.is_dir())
+    if getattr(tokenizer, "pad_token", None) is None and getattr(tokenizer, "eos_token", None) is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model.eval(), tokenizer
