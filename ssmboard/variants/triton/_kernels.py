@@ -1,0 +1,444 @@
+"""The Triton kernels, as plain functions, turned into kernels on first use.
+
+Why not ``@triton.jit`` at import time: Triton decides at decoration time whether a
+kernel is compiled for a GPU or run by its CPU interpreter (``TRITON_INTERPRET=1``). A
+test process may import this module before it sets the variable, and a GPU process must
+be able to import it on a machine with no GPU. So the functions here stay plain Python
+until :func:`kernel` wraps one, for the mode the environment asks for at call time.
+
+Three kernels:
+
+``ssd_scan_kernel``
+    One program per (batch, head, block of head_dim channels, segment) walks its segment
+    of the sequence, BLOCK_L tokens at a time, and carries the (d_state x channels)
+    state in registers.
+    For each block it forms the masked, decaying C·Bᵀ product (the within-block part),
+    adds C·state (the part coming from before the block), writes y, then advances the
+    state by the block's own contribution. Discretisation (bias, softplus, clamp), the
+    cumulative decay and the skip term are done in the same pass: one launch, no
+    intermediate tensor in device memory. The result does not depend on the tile
+    BLOCK_L; for independent chunks the state is zeroed at each chunk boundary
+    (chunk_size is then a multiple of BLOCK_L). With one segment the whole scan is one
+    launch; with several (long sequences, few heads x batch) the exact scan takes three:
+    segments' own end states (MODE 1), ``ssd_state_pass_kernel`` (a sequential pass over
+    segments, state-sized work only), then the outputs (MODE 2).
+
+``ssd_step_kernel``
+    One decode token: state ← exp(dt·A)·state + dt·x⊗B, y = state·C + D·x, the state
+    updated in place; one program per (batch, head, block of channels). Memory-bound:
+    the state is read and written once.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import triton
+import triton.language as tl
+
+
+def _add(a, b):
+    return a + b
+
+
+# Reductions go through tl.reduce / tl.associative_scan (builtins) with this combine
+# function rather than tl.sum / tl.cumsum (and tl.full, not tl.zeros): those are jitted functions whose
+# mode was fixed when triton was imported. Triton's own combine function is used where
+# it exists, so that the interpreter takes its fast numpy path.
+_sum_combine = getattr(getattr(tl, "standard", None), "_sum_combine", None) or triton.runtime.jit.JITFunction(_add)
+
+
+def ssd_scan_kernel(
+    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, init_ptr, y_ptr, final_ptr, seg_ptr, dec_ptr,
+    L, H, P, N, HEADS_PER_GROUP, CHUNK, SEG, NSEG, dt_lo, dt_hi,
+    sx_b, sx_l, sx_h, sx_p,
+    sdt_b, sdt_l, sdt_h,
+    sB_b, sB_l, sB_g, sB_n,
+    sC_b, sC_l, sC_g, sC_n,
+    sD_h, sD_p,
+    sy_b, sy_l, sy_h, sy_p,
+    si_b, si_h, si_p, si_n,
+    sf_b, sf_h, sf_p, sf_n,
+    sS_b, sS_s, sS_h, sS_p, sS_n,
+    BLOCK_L: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_LIMIT: tl.constexpr,
+    HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr, INDEPENDENT: tl.constexpr,
+    MODE: tl.constexpr, LOWP: tl.constexpr, DOT_PREC: tl.constexpr, CB_UPCAST: tl.constexpr,
+):
+    # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
+    #         (one segment: the whole exact scan; several: independent chunks).
+    # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
+    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan).
+    # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
+    pid_bh = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    seg = tl.program_id(2)
+    b = (pid_bh // H).to(tl.int64)  # batch offsets can pass 2**31 elements
+    h = pid_bh % H
+    g = h // HEADS_PER_GROUP
+
+    offs_l = tl.arange(0, BLOCK_L)
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_p = offs_p < P
+    mask_n = offs_n < N
+    mask_np = mask_n[:, None] & mask_p[None, :]
+
+    A = tl.load(A_ptr + h).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + h).to(tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
+
+    # state kept as (d_state, channels): both products below then need no transpose of it
+    seg_ptrs = seg_ptr + b * sS_b + seg * sS_s + h * sS_h + offs_p[None, :] * sS_p + offs_n[:, None] * sS_n
+    if MODE == 2:
+        state = tl.load(seg_ptrs, mask=mask_np, other=0.0)
+    elif MODE == 0 and HAS_INIT:
+        init_ptrs = init_ptr + b * si_b + h * si_h + offs_p[None, :] * si_p + offs_n[:, None] * si_n
+        state = tl.load(init_ptrs, mask=mask_np, other=0.0).to(tl.float32)
+        state = state * tl.where(seg == 0, 1.0, 0.0)  # later segments: independent chunks
+    else:
+        state = tl.full((BLOCK_N, BLOCK_P), 0.0, tl.float32)
+
+    causal = offs_l[:, None] >= offs_l[None, :]
+    x_base = x_ptr + b * sx_b + h * sx_h
+    dt_base = dt_ptr + b * sdt_b + h * sdt_h
+    B_base = B_ptr + b * sB_b + g * sB_g
+    C_base = C_ptr + b * sC_b + g * sC_g
+    y_base = y_ptr + b * sy_b + h * sy_h
+    seg_total = A * 0.0
+
+    first_blk = seg * (SEG // BLOCK_L)
+    last_blk = tl.minimum((L + BLOCK_L - 1) // BLOCK_L, first_blk + SEG // BLOCK_L)
+    for blk in range(first_blk, last_blk):
+        t = blk * BLOCK_L + offs_l
+        mask_t = t < L
+        if INDEPENDENT:
+            # zero state entering every chunk but the first (which keeps initial_state)
+            restart = ((blk * BLOCK_L) % CHUNK == 0) & (blk > 0)
+            state = state * tl.where(restart, 0.0, 1.0)
+
+        dt = tl.load(dt_base + t * sdt_l, mask=mask_t, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt = dt + bias
+        if SOFTPLUS:
+            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+        if HAS_LIMIT:
+            dt = tl.minimum(tl.maximum(dt, dt_lo), dt_hi)
+        dt = tl.where(mask_t, dt, 0.0)  # padded steps: no decay, no input
+        dA = dt * A
+        cs = tl.associative_scan(dA, 0, _sum_combine)  # decay from the block start to t, inclusive
+        total = tl.reduce(dA, 0, _sum_combine)
+
+        xb = tl.load(x_base + t[:, None] * sx_l + offs_p[None, :] * sx_p,
+                     mask=mask_t[:, None] & mask_p[None, :], other=0.0)
+        Bb = tl.load(B_base + t[:, None] * sB_l + offs_n[None, :] * sB_n,
+                     mask=mask_t[:, None] & mask_n[None, :], other=0.0)
+        xf = xb.to(tl.float32)
+        if CB_UPCAST:  # the CPU interpreter multiplies bfloat16 tiles wrongly (triton 3.9)
+            Bd = Bb.to(tl.float32)
+        else:
+            Bd = Bb
+
+        if MODE != 1:
+            Cb = tl.load(C_base + t[:, None] * sC_l + offs_n[None, :] * sC_n,
+                         mask=mask_t[:, None] & mask_n[None, :], other=0.0)
+            if CB_UPCAST:
+                Cd = Cb.to(tl.float32)
+            else:
+                Cd = Cb
+            # within the block: y_t = sum_{s<=t} (C_t·B_s) exp(cs_t - cs_s) dt_s x_s
+            cb = tl.dot(Cd, tl.trans(Bd), input_precision=DOT_PREC)
+            seg_decay = tl.where(causal, cs[:, None] - cs[None, :], float("-inf"))
+            w = cb * tl.exp(seg_decay) * dt[None, :]
+            # from before the block: exp(cs_t) C_t·state
+            # LOWP bits: derived operands rounded to the input type (twice the matrix rate,
+            # at some accuracy): 1 the within-block product, 2 C·state, 4 the state update
+            if (LOWP & 1) != 0:
+                if CB_UPCAST:
+                    y = tl.dot(w.to(xb.dtype).to(tl.float32), xf)
+                else:
+                    y = tl.dot(w.to(xb.dtype), xb)
+            else:
+                y = tl.dot(w, xf, input_precision=DOT_PREC)
+            if (LOWP & 2) != 0:
+                if CB_UPCAST:
+                    y_prev = tl.dot(Cd, state.to(xb.dtype).to(tl.float32))
+                else:
+                    y_prev = tl.dot(Cd, state.to(xb.dtype))
+            else:
+                y_prev = tl.dot(Cd.to(tl.float32), state, input_precision=DOT_PREC)
+            y += y_prev * tl.exp(cs)[:, None]
+            if HAS_D:
+                y += xf * Dv[None, :]
+            tl.store(y_base + t[:, None] * sy_l + offs_p[None, :] * sy_p, y.to(y_ptr.dtype.element_ty),
+                     mask=mask_t[:, None] & mask_p[None, :])
+
+        # advance the state to the block's end
+        xs = xf * (tl.exp(total - cs) * dt)[:, None]
+        if (LOWP & 4) != 0:
+            if CB_UPCAST:
+                upd = tl.dot(tl.trans(Bd), xs.to(xb.dtype).to(tl.float32))
+            else:
+                upd = tl.dot(tl.trans(Bd), xs.to(xb.dtype))
+        else:
+            upd = tl.dot(tl.trans(Bd.to(tl.float32)), xs, input_precision=DOT_PREC)
+        state = state * tl.exp(total) + upd
+        seg_total += total
+
+    if MODE == 1:
+        tl.store(seg_ptrs, state, mask=mask_np)
+        if pid_p == 0:
+            tl.store(dec_ptr + pid_bh * NSEG + seg, seg_total)
+    if MODE == 0 and STORE_FINAL:
+        if seg == NSEG - 1:
+            final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[None, :] * sf_p + offs_n[:, None] * sf_n
+            tl.store(final_ptrs, state, mask=mask_np)
+
+
+def ssd_scan_kernel_pn(
+    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, init_ptr, y_ptr, final_ptr, seg_ptr, dec_ptr,
+    L, H, P, N, HEADS_PER_GROUP, CHUNK, SEG, NSEG, dt_lo, dt_hi,
+    sx_b, sx_l, sx_h, sx_p,
+    sdt_b, sdt_l, sdt_h,
+    sB_b, sB_l, sB_g, sB_n,
+    sC_b, sC_l, sC_g, sC_n,
+    sD_h, sD_p,
+    sy_b, sy_l, sy_h, sy_p,
+    si_b, si_h, si_p, si_n,
+    sf_b, sf_h, sf_p, sf_n,
+    sS_b, sS_s, sS_h, sS_p, sS_n,
+    BLOCK_L: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_LIMIT: tl.constexpr,
+    HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr, INDEPENDENT: tl.constexpr,
+    MODE: tl.constexpr, LOWP: tl.constexpr, DOT_PREC: tl.constexpr, CB_UPCAST: tl.constexpr,
+):
+    """``ssd_scan_kernel`` with the state kept as (channels x d_state) and outputs formed
+    transposed (channels x tokens): the state is then the accumulator of its own update
+    and the register operand of C·state, and every shared-memory operand is a loaded
+    tile (or the small within-block weight matrix). Same arguments, same results.
+    """
+    # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
+    #         (one segment: the whole exact scan; several: independent chunks).
+    # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
+    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan).
+    # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
+    pid_bh = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    seg = tl.program_id(2)
+    b = (pid_bh // H).to(tl.int64)  # batch offsets can pass 2**31 elements
+    h = pid_bh % H
+    g = h // HEADS_PER_GROUP
+
+    offs_l = tl.arange(0, BLOCK_L)
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_p = offs_p < P
+    mask_n = offs_n < N
+    mask_np = mask_n[:, None] & mask_p[None, :]
+
+    A = tl.load(A_ptr + h).to(tl.float32)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + h).to(tl.float32)
+    if HAS_D:
+        Dv = tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
+
+    # state kept as (d_state, channels): both products below then need no transpose of it
+    seg_ptrs = seg_ptr + b * sS_b + seg * sS_s + h * sS_h + offs_p[:, None] * sS_p + offs_n[None, :] * sS_n
+    mask_pn = mask_p[:, None] & mask_n[None, :]
+    if MODE == 2:
+        state = tl.load(seg_ptrs, mask=mask_pn, other=0.0)
+    elif MODE == 0 and HAS_INIT:
+        init_ptrs = init_ptr + b * si_b + h * si_h + offs_p[:, None] * si_p + offs_n[None, :] * si_n
+        state = tl.load(init_ptrs, mask=mask_pn, other=0.0).to(tl.float32)
+        state = state * tl.where(seg == 0, 1.0, 0.0)  # later segments: independent chunks
+    else:
+        state = tl.full((BLOCK_P, BLOCK_N), 0.0, tl.float32)
+
+    causal_st = offs_l[:, None] <= offs_l[None, :]  # [s, t]: s <= t
+    x_base = x_ptr + b * sx_b + h * sx_h
+    dt_base = dt_ptr + b * sdt_b + h * sdt_h
+    B_base = B_ptr + b * sB_b + g * sB_g
+    C_base = C_ptr + b * sC_b + g * sC_g
+    y_base = y_ptr + b * sy_b + h * sy_h
+    seg_total = A * 0.0
+
+    first_blk = seg * (SEG // BLOCK_L)
+    last_blk = tl.minimum((L + BLOCK_L - 1) // BLOCK_L, first_blk + SEG // BLOCK_L)
+    for blk in range(first_blk, last_blk):
+        t = blk * BLOCK_L + offs_l
+        mask_t = t < L
+        if INDEPENDENT:
+            restart = ((blk * BLOCK_L) % CHUNK == 0) & (blk > 0)
+            state = state * tl.where(restart, 0.0, 1.0)
+
+        dt = tl.load(dt_base + t * sdt_l, mask=mask_t, other=0.0).to(tl.float32)
+        if HAS_BIAS:
+            dt = dt + bias
+        if SOFTPLUS:
+            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+        if HAS_LIMIT:
+            dt = tl.minimum(tl.maximum(dt, dt_lo), dt_hi)
+        dt = tl.where(mask_t, dt, 0.0)
+        dA = dt * A
+        cs = tl.associative_scan(dA, 0, _sum_combine)
+        total = tl.reduce(dA, 0, _sum_combine)
+
+        xT = tl.load(x_base + offs_p[:, None] * sx_p + t[None, :] * sx_l,
+                     mask=mask_p[:, None] & mask_t[None, :], other=0.0)  # (channels, tokens)
+        Bb = tl.load(B_base + t[:, None] * sB_l + offs_n[None, :] * sB_n,
+                     mask=mask_t[:, None] & mask_n[None, :], other=0.0)  # (tokens, d_state)
+        xTf = xT.to(tl.float32)
+        if CB_UPCAST:  # the CPU interpreter multiplies bfloat16 tiles wrongly (triton 3.9)
+            Bd = Bb.to(tl.float32)
+        else:
+            Bd = Bb
+
+        if MODE != 1:
+            CT = tl.load(C_base + offs_n[:, None] * sC_n + t[None, :] * sC_l,
+                         mask=mask_n[:, None] & mask_t[None, :], other=0.0)  # (d_state, tokens)
+            if CB_UPCAST:
+                CTd = CT.to(tl.float32)
+            else:
+                CTd = CT
+            # wT[s, t] = (B_s·C_t) exp(cs_t - cs_s) dt_s for s <= t;  yT = xT @ wT
+            cbT = tl.dot(Bd, CTd, input_precision=DOT_PREC)
+            decay = tl.where(causal_st, cs[None, :] - cs[:, None], float("-inf"))
+            wT = cbT * tl.exp(decay) * dt[:, None]
+            if (LOWP & 1) != 0:
+                if CB_UPCAST:
+                    yT = tl.dot(xTf, wT.to(xT.dtype).to(tl.float32))
+                else:
+                    yT = tl.dot(xT, wT.to(xT.dtype))
+            else:
+                yT = tl.dot(xTf, wT, input_precision=DOT_PREC)
+            if (LOWP & 2) != 0:
+                if CB_UPCAST:
+                    prevT = tl.dot(state.to(xT.dtype).to(tl.float32), CTd)
+                else:
+                    prevT = tl.dot(state.to(xT.dtype), CTd)
+            else:
+                prevT = tl.dot(state, CTd.to(tl.float32), input_precision=DOT_PREC)
+            yT += prevT * tl.exp(cs)[None, :]
+            if HAS_D:
+                yT += xTf * Dv[:, None]
+            tl.store(y_base + offs_p[:, None] * sy_p + t[None, :] * sy_l, yT.to(y_ptr.dtype.element_ty),
+                     mask=mask_p[:, None] & mask_t[None, :])
+
+        # state = exp(total) state + sum_s exp(total - cs_s) dt_s x_s ⊗ B_s, as the dot's accumulator
+        xsT = xTf * (tl.exp(total - cs) * dt)[None, :]
+        if (LOWP & 4) != 0:
+            if CB_UPCAST:
+                state = tl.dot(xsT.to(xT.dtype).to(tl.float32), Bd, acc=state * tl.exp(total))
+            else:
+                state = tl.dot(xsT.to(xT.dtype), Bd, acc=state * tl.exp(total))
+        else:
+            state = tl.dot(xsT, Bd.to(tl.float32), acc=state * tl.exp(total), input_precision=DOT_PREC)
+        seg_total += total
+
+    if MODE == 1:
+        tl.store(seg_ptrs, state, mask=mask_pn)
+        if pid_p == 0:
+            tl.store(dec_ptr + pid_bh * NSEG + seg, seg_total)
+    if MODE == 0 and STORE_FINAL:
+        if seg == NSEG - 1:
+            final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[:, None] * sf_p + offs_n[None, :] * sf_n
+            tl.store(final_ptrs, state, mask=mask_pn)
+
+
+def ssd_state_pass_kernel(
+    seg_ptr, dec_ptr, init_ptr, final_ptr, H, NSEG, PN,
+    sS_b, sS_s, sS_h, si_b, si_h, sf_b, sf_h,
+    BLOCK: tl.constexpr, HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr,
+):
+    """Second pass: turn each segment's own end state into the state entering it, in place.
+
+    entering[0] = initial state; entering[s+1] = exp(decay[s]) * entering[s] + own[s].
+    The (head_dim x d_state) block of a head is contiguous in every buffer here.
+    """
+    pid_bh = tl.program_id(0)
+    b = (pid_bh // H).to(tl.int64)
+    h = pid_bh % H
+    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < PN
+    if HAS_INIT:
+        run = tl.load(init_ptr + b * si_b + h * si_h + offs, mask=mask, other=0.0).to(tl.float32)
+    else:
+        run = tl.full((BLOCK,), 0.0, tl.float32)
+    base = seg_ptr + b * sS_b + h * sS_h + offs
+    for s in range(0, NSEG):
+        own = tl.load(base + s * sS_s, mask=mask, other=0.0)
+        tl.store(base + s * sS_s, run, mask=mask)
+        run = run * tl.exp(tl.load(dec_ptr + pid_bh * NSEG + s)) + own
+    if STORE_FINAL:
+        tl.store(final_ptr + b * sf_b + h * sf_h + offs, run, mask=mask)
+
+
+def ssd_step_kernel(
+    state_ptr, x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, y_ptr,
+    H, P, N, HEADS_PER_GROUP, dt_lo, dt_hi,
+    ss_b, ss_h, ss_p, ss_n,
+    sx_b, sx_h, sx_p,
+    sdt_b, sdt_h,
+    sB_b, sB_g, sB_n,
+    sC_b, sC_g, sC_n,
+    sD_h, sD_p,
+    sy_b, sy_h, sy_p,
+    BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
+    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_LIMIT: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)  # batch offsets can pass 2**31 elements
+    h = pid_bh % H
+    g = h // HEADS_PER_GROUP
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    mask_p = offs_p < P
+    mask_n = offs_n < N
+    mask = mask_p[:, None] & mask_n[None, :]
+
+    dt = tl.load(dt_ptr + b * sdt_b + h * sdt_h).to(tl.float32)
+    if HAS_BIAS:
+        dt = dt + tl.load(bias_ptr + h).to(tl.float32)
+    if SOFTPLUS:
+        dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+    if HAS_LIMIT:
+        dt = tl.minimum(tl.maximum(dt, dt_lo), dt_hi)
+    decay = tl.exp(dt * tl.load(A_ptr + h).to(tl.float32))
+
+    s_ptrs = state_ptr + b * ss_b + h * ss_h + offs_p[:, None] * ss_p + offs_n[None, :] * ss_n
+    s = tl.load(s_ptrs, mask=mask, other=0.0)
+    x = tl.load(x_ptr + b * sx_b + h * sx_h + offs_p * sx_p, mask=mask_p, other=0.0).to(tl.float32)
+    Bv = tl.load(B_ptr + b * sB_b + g * sB_g + offs_n * sB_n, mask=mask_n, other=0.0).to(tl.float32)
+    Cv = tl.load(C_ptr + b * sC_b + g * sC_g + offs_n * sC_n, mask=mask_n, other=0.0).to(tl.float32)
+    s = s * decay + (dt * x)[:, None] * Bv[None, :]
+    tl.store(s_ptrs, s, mask=mask)
+    y = tl.reduce(s * Cv[None, :], 1, _sum_combine)
+    if HAS_D:
+        y += x * tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
+    tl.store(y_ptr + b * sy_b + h * sy_h + offs_p * sy_p, y.to(y_ptr.dtype.element_ty), mask=mask_p)
+
+
+def interpreting() -> bool:
+    """True when Triton's CPU interpreter is asked for (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+_CACHE: dict[tuple[str, bool], Callable] = {}
+
+
+def kernel(fn: Callable) -> Callable:
+    """``fn`` as a launchable Triton kernel for the mode asked for now (GPU or interpreter)."""
+    interp = interpreting()
+    key = (fn.__name__, interp)
+    k = _CACHE.get(key)
+    if k is None:
+        if interp:
+            from triton.runtime.interpreter import InterpretedFunction
+            k = InterpretedFunction(fn)
+        else:
+            k = triton.runtime.jit.JITFunction(fn)
+        _CACHE[key] = k
+    return k

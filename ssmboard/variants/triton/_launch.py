@@ -1,0 +1,239 @@
+"""Host side of the Triton SSD kernels: checks, launch configuration, launches.
+
+Shared by the exact backend (``ssd``) and the independent-chunks backend
+(``ssd_independent``); they differ by one flag. Launch configurations are fixed per
+shape class (no autotuning), so a new prompt length never triggers tuning or a new
+compilation: the sequence length is a runtime argument of the kernel, not a constant.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ssmboard.errors import DeviceError, SpecError
+from ssmboard.variants.triton import _kernels
+
+_SUPPORTED = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _next_pow2(v: int) -> int:
+    return 1 << max(0, (int(v) - 1).bit_length())
+
+
+def check_device(*tensors: torch.Tensor) -> None:
+    """Raise DeviceError unless the kernels can run here (a CUDA GPU, or the interpreter)."""
+    if _kernels.interpreting():
+        return
+    if not torch.cuda.is_available():
+        raise DeviceError("the triton scan backends need a CUDA GPU and none is available; "
+                          "run on a GPU machine, pick a PyTorch backend (reference, independent), "
+                          "or set TRITON_INTERPRET=1 to run the kernels on the CPU interpreter (slow)")
+    for t in tensors:
+        if t is not None and t.device.type != "cuda":
+            raise DeviceError(f"the triton scan backends need CUDA tensors, got one on {t.device}; "
+                              "move the model and inputs to the GPU (or set TRITON_INTERPRET=1 for CPU)")
+
+
+def _check_inputs(x, dt, A, B, C, D, dt_bias):
+    if x.dim() != 4:
+        raise ValueError(f"x must be (batch, length, heads, head_dim), got shape {tuple(x.shape)}")
+    b, L, h, p = x.shape
+    if B.dim() != 4 or B.shape != C.shape or tuple(B.shape[:2]) != (b, L):
+        raise ValueError(f"B and C must both be (batch, length, groups, d_state) = ({b}, {L}, g, n); "
+                         f"got {tuple(B.shape)} and {tuple(C.shape)}")
+    g, n = B.shape[2], B.shape[3]
+    if g < 1 or h % g:
+        raise ValueError(f"heads ({h}) must be a multiple of groups ({g})")
+    if tuple(dt.shape) != (b, L, h) or tuple(A.shape) != (h,):
+        raise ValueError(f"dt must be ({b}, {L}, {h}) and A ({h},); got {tuple(dt.shape)} and {tuple(A.shape)}")
+    if x.dtype not in _SUPPORTED:
+        raise ValueError(f"x must be float32, bfloat16 or float16 for the triton backends, got {x.dtype}")
+    if D is not None and tuple(D.shape) not in ((h,), (h, p)):
+        raise ValueError(f"D must be ({h},) or ({h}, {p}), got {tuple(D.shape)}")
+    if dt_bias is not None and tuple(dt_bias.shape) != (h,):
+        raise ValueError(f"dt_bias must be ({h},), got {tuple(dt_bias.shape)}")
+    return b, L, h, p, g, n
+
+
+def _dot_precision(dtype: torch.dtype) -> str:
+    # float32 inputs: full float32 products (tf32 would cost ~3e-4 of relative error);
+    # bf16/fp16 inputs: the derived float32 operands go through tf32, finer than the inputs.
+    return "ieee" if dtype == torch.float32 else "tf32"
+
+
+def _limit_args(dt_limit) -> tuple[bool, float, float]:
+    lo, hi = float(dt_limit[0]), float(dt_limit[1])
+    has = lo > 0.0 or hi != math.inf
+    return has, lo, (hi if hi != math.inf else 3.0e38)
+
+
+def _scan_block_l(chunk_size: int, independent: bool, L: int) -> int:
+    """Tokens per step of the kernel's walk along the sequence.
+
+    The exact scan's result does not depend on it (32, with 64 channels a program, was
+    fastest on an H200 for the Bamba-9B shape: benchmarks/NOTES-triton.md). Independent
+    chunks zero the state at chunk boundaries, so the tile must divide chunk_size: the
+    largest power of two dividing it, at most 32.
+    """
+    if independent:
+        blk = chunk_size & -chunk_size  # largest power of two dividing chunk_size
+        blk = min(blk, 32)
+        if blk < 16:
+            raise SpecError(f"triton-independent needs chunk_size to be a multiple of 16, got {chunk_size}; "
+                            "use a chunk size such as 64, 128 or 256, or the PyTorch 'independent' backend")
+        return blk
+    return 32 if L > 16 else 16
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """How one scan is launched; chosen per shape class, never per sequence length alone."""
+    BLOCK_L: int
+    BLOCK_P: int
+    num_warps: int
+    num_stages: int
+    LOWP: int  # bits: bf16/fp16 operands for derived products (1 within-block, 2 C·state, 4 update);
+    # all three by default for bf16/fp16 inputs: 2.3e-3 relative error on Bamba's shape (the
+    # peer's), against 1.7e-3 with none, at up to 2.7x the speed (NOTES-triton.md)
+    SEG: int  # tokens per segment (a multiple of BLOCK_L); >= L means one fused launch
+    PN: bool  # state kept as (head_dim x d_state): ssd_scan_kernel_pn
+
+
+# Programs wanted in flight: enough to keep every multiprocessor busy several times over.
+_TARGET_PROGRAMS = 8 * 132
+
+
+def _scan_config(b: int, L: int, h: int, p: int, n: int, chunk_size: int, independent: bool,
+                 low_precision_input: bool, override: dict | None = None) -> ScanConfig:
+    """Launch configuration by shape class (batch x heads x head_dim, d_state); L only sets
+    the number of segments (a runtime argument), so no new length ever recompiles."""
+    o = dict(override or {})
+    block_l = o.get("BLOCK_L") or _scan_block_l(chunk_size, independent, L)
+    if independent and chunk_size % block_l:
+        raise SpecError(f"BLOCK_L {block_l} must divide chunk_size {chunk_size} for independent chunks")
+    block_p = o.get("BLOCK_P") or min(64, max(16, _next_pow2(p)))
+    num_warps = o.get("num_warps") or 4
+    num_stages = o.get("num_stages") or 2
+    lowp = o.get("LOWP", 7) if low_precision_input else 0
+    if o.get("SEG"):
+        seg = o["SEG"]
+    elif independent or o.get("AUTO_SEG"):
+        # independent chunks: segments of whole chunks cost nothing extra, so spread them;
+        # the exact scan pays a second pass for segments and ran slower with them on an
+        # H200 (benchmarks/NOTES-triton.md), so it stays one launch unless asked.
+        base = b * h * triton_cdiv(p, block_p)
+        nseg = max(1, min(triton_cdiv(_TARGET_PROGRAMS, base), triton_cdiv(L, o.get("MIN_SEG", 256))))
+        seg = triton_cdiv(triton_cdiv(L, nseg), block_l) * block_l
+    else:
+        seg = L
+    unit = chunk_size if independent else block_l
+    seg = max(unit, triton_cdiv(seg, unit) * unit)
+    return ScanConfig(block_l, block_p, num_warps, num_stages, lowp, seg, bool(o.get("PN", True)))
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def run_scan(x, dt, A, B, C, *, chunk_size, D=None, dt_bias=None, dt_softplus=True,
+             dt_limit=(0.0, float("inf")), initial_state=None, return_final_state=False,
+             independent=False, config=None):
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise SpecError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    b, L, h, p, g, n = _check_inputs(x, dt, A, B, C, D, dt_bias)
+    check_device(x, dt, A, B, C, D, dt_bias, initial_state)
+    if B.dtype != C.dtype:
+        C = C.to(B.dtype)
+    if B.dtype != x.dtype and x.dtype == torch.float32:
+        B, C = B.float(), C.float()
+    if initial_state is not None and tuple(initial_state.shape) != (b, h, p, n):
+        raise ValueError(f"initial_state must be ({b}, {h}, {p}, {n}), got {tuple(initial_state.shape)}")
+
+    y = torch.empty((b, L, h, p), dtype=x.dtype, device=x.device)
+    final = torch.empty((b, h, p, n), dtype=torch.float32, device=x.device) if return_final_state else None
+    if L == 0:
+        if final is not None:
+            final.copy_(initial_state if initial_state is not None else torch.zeros_like(final))
+            return y, final
+        return y
+
+    cfg = _scan_config(b, L, h, p, n, chunk_size, independent,
+                       x.dtype != torch.float32 and B.dtype == x.dtype, config)
+    nseg = triton_cdiv(L, cfg.SEG)
+    block_n = max(16, _next_pow2(n))
+    has_limit, lo, hi = _limit_args(dt_limit)
+    Dt = D if D is not None else A
+    sD = (Dt.stride(0), Dt.stride(1) if (D is not None and D.dim() == 2) else 0)
+    segmented = nseg > 1 and not independent
+    if initial_state is not None and segmented:
+        initial_state = initial_state.contiguous()
+    init = initial_state if initial_state is not None else y
+    fin = final if final is not None else y
+    si = initial_state.stride() if initial_state is not None else (0, 0, 0, 0)
+    sf = final.stride() if final is not None else (0, 0, 0, 0)
+    if segmented:
+        seg_buf = torch.empty((b, nseg, h, p, n), dtype=torch.float32, device=x.device)
+        dec = torch.empty((b * h, nseg), dtype=torch.float32, device=x.device)
+    else:
+        seg_buf, dec = y.new_empty((1, 1, 1, 1, 1), dtype=torch.float32), A
+    kern = _kernels.kernel(_kernels.ssd_scan_kernel_pn if cfg.PN else _kernels.ssd_scan_kernel)
+    common = (x, dt, A, B, C, Dt, dt_bias if dt_bias is not None else A, init, y, fin, seg_buf, dec,
+              L, h, p, n, h // g, chunk_size, cfg.SEG, nseg, lo, hi,
+              *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *sD, *y.stride(), *si, *sf, *seg_buf.stride())
+    flags = dict(BLOCK_L=cfg.BLOCK_L, BLOCK_P=cfg.BLOCK_P, BLOCK_N=block_n,
+                 HAS_D=D is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus),
+                 HAS_LIMIT=has_limit, HAS_INIT=initial_state is not None, STORE_FINAL=final is not None,
+                 INDEPENDENT=bool(independent), LOWP=cfg.LOWP, DOT_PREC=_dot_precision(x.dtype),
+                 CB_UPCAST=_kernels.interpreting() and B.dtype == torch.bfloat16,
+                 num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+    grid = (b * h, triton_cdiv(p, cfg.BLOCK_P), nseg)
+    if not segmented:
+        kern[grid](*common, MODE=0, **flags)
+    else:
+        kern[grid](*common, MODE=1, **flags)
+        pn = p * n
+        block = min(1024, _next_pow2(pn))
+        _kernels.kernel(_kernels.ssd_state_pass_kernel)[(b * h, triton_cdiv(pn, block))](
+            seg_buf, dec, init, fin, h, nseg, pn,
+            seg_buf.stride(0), seg_buf.stride(1), seg_buf.stride(2), si[0], si[1], sf[0], sf[1],
+            BLOCK=block, HAS_INIT=initial_state is not None, STORE_FINAL=final is not None, num_warps=4)
+        kern[grid](*common, MODE=2, **flags)
+    return (y, final) if return_final_state else y
+
+
+def run_step(state, x, dt, A, B, C, *, D=None, dt_bias=None, dt_softplus=True,
+             dt_limit=(0.0, float("inf"))):
+    """One decode token; ``state`` (b, h, p, n) float32 is updated in place."""
+    if x.dim() != 3 or state.dim() != 4:
+        raise ValueError(f"step needs x (batch, heads, head_dim) and state (batch, heads, head_dim, d_state); "
+                         f"got {tuple(x.shape)} and {tuple(state.shape)}")
+    b, h, p = x.shape
+    g, n = B.shape[1], B.shape[2]
+    if tuple(state.shape) != (b, h, p, n) or tuple(C.shape) != tuple(B.shape) or tuple(dt.shape) != (b, h):
+        raise ValueError(f"step shapes disagree: state {tuple(state.shape)}, x {tuple(x.shape)}, "
+                         f"dt {tuple(dt.shape)}, B {tuple(B.shape)}, C {tuple(C.shape)}")
+    if h % g:
+        raise ValueError(f"heads ({h}) must be a multiple of groups ({g})")
+    if state.dtype != torch.float32:
+        raise ValueError(f"the triton decode step keeps the state in float32, got {state.dtype}")
+    check_device(state, x, dt, A, B, C)
+    y = torch.empty((b, h, p), dtype=x.dtype, device=x.device)
+    block_n = max(16, _next_pow2(n))
+    block_p = max(1, min(_next_pow2(p), 8192 // block_n))
+    if b * h * triton_cdiv(p, block_p) < 1024:  # small batch: more, smaller programs
+        block_p = max(1, block_p // 4)
+    has_limit, lo, hi = _limit_args(dt_limit)
+    Dt = D if D is not None else A
+    sD = (Dt.stride(0), Dt.stride(1) if (D is not None and D.dim() == 2) else 0)
+    grid = (b * h, triton_cdiv(p, block_p))
+    _kernels.kernel(_kernels.ssd_step_kernel)[grid](
+        state, x, dt, A, B, C, Dt, dt_bias if dt_bias is not None else A, y,
+        h, p, n, h // g, lo, hi,
+        *state.stride(), *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *sD, *y.stride(),
+        BLOCK_P=block_p, BLOCK_N=block_n,
+        HAS_D=D is not None, HAS_BIAS=dt_bias is not None, SOFTPLUS=bool(dt_softplus),
+        HAS_LIMIT=has_limit, num_warps=4 if block_p * block_n <= 4096 else 8,
+    )
+    return y
