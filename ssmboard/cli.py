@@ -284,7 +284,14 @@ def demo_show_variants() -> None:
 
 
 # Steps of `ssmboard demo`, run in order; later issues append (e.g. an evaluation step).
-DEMO_STEPS: list[Callable[[argparse.Namespace], None]] = [lambda args: demo_show_variants()]
+def demo_evaluate(args: argparse.Namespace) -> None:
+    """Part 2: the quick performance suite on two built-in variants, into the store."""
+    from ssmboard.evaluators.cli import demo_eval
+
+    demo_eval(args)
+
+
+DEMO_STEPS: list[Callable[[argparse.Namespace], None]] = [lambda args: demo_show_variants(), demo_evaluate]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -303,7 +310,7 @@ COMMANDS: list[AddParser] = [add_variants_parser, add_db_parser, add_import_pars
 
 # Subcommands defined elsewhere, as "module:function" (function(subparsers) adds a parser).
 # Add yours here, e.g. "ssmboard.evaluators.cli:add_eval_parser". Keep those modules light.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["ssmboard.evaluators.cli:add_eval_parser"]
 
 
 def _load(target: str) -> AddParser:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import platform
 import socket
 import subprocess
+import os
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -43,7 +44,11 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str | None:
 
 @lru_cache(maxsize=1)
 def git_sha() -> str | None:
-    """The commit of the ssmboard source tree (suffixed '+dirty' with local edits), if a git checkout."""
+    """The commit of the ssmboard source tree (suffixed '+dirty' with local edits), if a git checkout.
+
+    ``SSMBOARD_GIT_SHA`` names it for a copy of the tree without ``.git`` (a GPU box sent a copy)."""
+    if os.environ.get("SSMBOARD_GIT_SHA"):
+        return os.environ["SSMBOARD_GIT_SHA"]
     here = Path(__file__).resolve().parent
     sha = _run(["git", "rev-parse", "HEAD"], cwd=here)
     if sha is None:

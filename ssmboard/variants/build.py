@@ -79,9 +79,10 @@ def build(spec: Any, device: Any = None) -> tuple[Any, Any]:
 
     dev = resolve_device(device)
     check_backend_device(spec.scan, dev)
-    model, tokenizer = load_model(spec.model, getattr(spec, "n_layers", None))
+    dtype = resolve_dtype(getattr(spec, "dtype", None))
+    model, tokenizer = load_model(spec.model, getattr(spec, "n_layers", None), device=dev, dtype=dtype)
     check_cache_support(model, getattr(spec, "use_cache", None))
-    model = model.to(device=dev, dtype=resolve_dtype(getattr(spec, "dtype", None)))
+    model = model.to(device=dev, dtype=dtype)
     if not get_backend(spec.scan).native:
         apply_scan(model, spec.scan, getattr(spec, "chunk_size", None))
     elif getattr(spec, "chunk_size", None) is not None:

@@ -101,12 +101,16 @@ def truncate_config(config: Any, n_layers: int | None) -> Any:
     return config
 
 
-def _random_init(config: Any) -> Any:
+def _random_init(config: Any, device: Any = None, dtype: Any = None) -> Any:
+    """Random weights with a fixed seed, created directly on ``device`` in ``dtype``: a Bamba-9B
+    shape is billions of parameters, too slow to initialise on the CPU and then move."""
     from transformers import AutoModelForCausalLM
 
-    with torch.random.fork_rng(devices=[]):
+    device = torch.device(device or "cpu")
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(SEED)
-        return AutoModelForCausalLM.from_config(config)
+        with device:
+            return AutoModelForCausalLM.from_config(config, dtype=dtype or torch.float32)
 
 
 def _has_weights(folder: Path) -> bool:
@@ -190,8 +194,12 @@ def _tiny_bamba_stand_in(folder: Path, n_layers: int | None) -> tuple[Any, Any]:
     return _random_init(truncate_config(config, n_layers)), tokenizer
 
 
-def load_model(ref: str, n_layers: int | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for a spec's ``model`` string, in float32 and eval mode."""
+def load_model(ref: str, n_layers: int | None = None, *, device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for a spec's ``model`` string, in eval mode.
+
+    ``device`` and ``dtype`` are where and how ``config:`` random weights are created (CPU,
+    float32 by default); checkpoints load in float32 on the CPU and the caller moves them.
+    """
     if not isinstance(ref, str) or not ref.strip():
         raise ModelLoadError(f"model must be a non-empty string, got {ref!r}")
     if ref.startswith("embedded:"):
@@ -208,7 +216,7 @@ def load_model(ref: str, n_layers: int | None = None) -> tuple[Any, Any]:
     elif ref.startswith("config:"):
         config = truncate_config(resolve_config(ref.split(":", 1)[1]), n_layers)
         tokenizer = _tokenizer_for(config)
-        model = _random_init(config)
+        model = _random_init(config, device, dtype)
     else:
         path = Path(ref).expanduser()
         looks_local = path.exists() or ref.startswith((".", "/", "~")) or ref.count("/") > 1

@@ -1,0 +1,144 @@
+"""Performance: time to first token, decode latency and throughput, peak memory.
+
+Definitions (as LLM-Perf and optimum-benchmark use them):
+- prefill latency (TTFT): ``generate`` of one new token from the prompt;
+- decode: ``generate`` of N tokens with the cache; per-token latency (TPOT) is
+  (T_N - median TTFT) / (N - 1), throughput is batch * (N - 1) / (T_N - median TTFT);
+- uncached generate: N tokens with ``use_cache=False`` (the seed project's setting), which
+  recomputes the whole prefix at every step;
+- memory: the allocator's max allocated / reserved on GPU (absolute, and above what was
+  allocated before the call, i.e. without the weights), peak RSS on CPU.
+Greedy decoding with min = max new tokens, so every run does the same work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ssmboard.errors import EvaluationError
+from ssmboard.evaluators.base import register_evaluator
+from ssmboard.evaluators.memory import PeakMemory, PeakMemoryTracker
+from ssmboard.evaluators.prompts import prompt_ids
+from ssmboard.evaluators.report import Metric
+from ssmboard.evaluators.stats import summarize
+from ssmboard.evaluators.timing import measure
+
+MODES = ("prefill", "decode", "generate-nocache")
+
+
+@dataclass(frozen=True)
+class PerfParams:
+    prompt_lengths: tuple[int, ...] = (128,)
+    batch_sizes: tuple[int, ...] = (1,)
+    new_tokens: int = 16
+    modes: tuple[str, ...] = ("prefill", "decode")
+    warmup: int = 1
+    iterations: int = 3
+    min_seconds: float = 0.0
+    seed: int = 0
+    use_cache: bool = True  # for the prefill measurement; decode always uses the cache
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PerfParams":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise EvaluationError(f"unknown perf parameter(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
+        p = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        bad = [m for m in p.modes if m not in MODES]
+        if bad:
+            raise EvaluationError(f"unknown perf mode(s) {bad}; valid: {list(MODES)}")
+        if p.new_tokens < 2 and "decode" in p.modes:
+            raise EvaluationError("decode needs new_tokens >= 2 (one token is the prefill)")
+        if p.iterations < 1 or p.warmup < 0 or any(n < 1 for n in p.prompt_lengths + p.batch_sizes):
+            raise EvaluationError("iterations, prompt lengths and batch sizes must be >= 1, warmup >= 0")
+        return p
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+@register_evaluator("perf")
+class PerfEvaluator:
+    name = "perf"
+
+    def points(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        p = PerfParams.from_dict(params)
+        return [{"batch": b, "prompt_len": L} for b in p.batch_sizes for L in p.prompt_lengths]
+
+    def run_point(self, model, tokenizer, point: dict[str, Any], params: dict[str, Any]) -> list[Metric]:
+        p = PerfParams.from_dict(params)
+        dev = _device(model)
+        cuda = dev.type == "cuda"
+        b, L, N = point["batch"], point["prompt_len"], p.new_tokens
+        ids = prompt_ids(tokenizer, b, L, vocab_size=model.config.vocab_size, seed=p.seed).to(dev)
+        mask = torch.ones_like(ids)
+        pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
+        pad = pad if pad is not None else getattr(model.config, "pad_token_id", None) or 0
+        use_cache = p.use_cache
+        base_ctx = {**point, "new_tokens": N, "device": str(dev.type), "use_cache": use_cache}
+
+        def gen(n: int, cache: bool):
+            def run():
+                with torch.inference_mode():
+                    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                         do_sample=False, num_beams=1, use_cache=cache, pad_token_id=pad)
+                if out.shape[1] != L + n:
+                    raise EvaluationError(f"generate returned {out.shape[1] - L} new tokens, expected {n}")
+            return run
+
+        rows: list[Metric] = []
+        kw = dict(warmup=p.warmup, iterations=p.iterations, min_seconds=p.min_seconds, cuda=cuda)
+        ttft = None
+        if "prefill" in p.modes or "decode" in p.modes:
+            with PeakMemoryTracker(cuda) as mem:
+                base = torch.cuda.memory_allocated() if cuda else None
+                t = measure(gen(1, use_cache), **kw)
+            ttft = summarize(t.samples)
+            ctx = {**base_ctx, "mode": "prefill"}
+            if "prefill" in p.modes:
+                rows += [
+                    Metric("ttft", ttft.median, "s", False, stderr=ttft.stderr_of_median, n=ttft.n, context=ctx),
+                    Metric("ttft_p90", ttft.p90, "s", False, n=ttft.n, context=ctx),
+                    Metric("prefill_tokens_per_s", b * L / ttft.median, "tokens/s", True, n=ttft.n, context=ctx),
+                ] + _memory_rows("prefill", mem.result, base, ctx)
+        if "decode" in p.modes:
+            with PeakMemoryTracker(cuda) as mem:
+                base = torch.cuda.memory_allocated() if cuda else None
+                t = measure(gen(N, True), **kw)
+            total = summarize(t.samples)
+            tpot = summarize([max(s - ttft.median, 1e-12) / (N - 1) for s in t.samples])
+            ctx = {**base_ctx, "mode": "decode", "use_cache": True}
+            rows += [
+                Metric("decode_tpot", tpot.median, "s", False, stderr=tpot.stderr_of_median, n=tpot.n, context=ctx),
+                Metric("decode_tpot_p90", tpot.p90, "s", False, n=tpot.n, context=ctx),
+                Metric("decode_tokens_per_s", b / tpot.median, "tokens/s", True, n=tpot.n, context=ctx),
+                Metric("generate_latency", total.median, "s", False, stderr=total.stderr_of_median, n=total.n, context=ctx),
+            ] + _memory_rows("decode", mem.result, base, ctx)
+        if "generate-nocache" in p.modes:
+            with PeakMemoryTracker(cuda) as mem:
+                base = torch.cuda.memory_allocated() if cuda else None
+                t = measure(gen(N, False), **kw)
+            total = summarize(t.samples)
+            ctx = {**base_ctx, "mode": "generate-nocache", "use_cache": False}
+            rows += [
+                Metric("generate_nocache_latency", total.median, "s", False, stderr=total.stderr_of_median,
+                       n=total.n, context=ctx),
+                Metric("generate_nocache_tokens_per_s", b * N / total.median, "tokens/s", True, n=total.n, context=ctx),
+            ] + _memory_rows("generate_nocache", mem.result, base, ctx)
+        return rows
+
+
+def _memory_rows(prefix: str, m: PeakMemory, base: int | None, ctx: dict) -> list[Metric]:
+    rows = []
+    if m.max_allocated_bytes is not None:
+        rows.append(Metric(f"{prefix}_max_allocated", m.max_allocated_bytes, "bytes", False, context=ctx))
+        rows.append(Metric(f"{prefix}_max_reserved", m.max_reserved_bytes, "bytes", False, context=ctx))
+        if base is not None:
+            rows.append(Metric(f"{prefix}_extra_allocated", m.max_allocated_bytes - base, "bytes", False, context=ctx))
+    if m.peak_rss_bytes is not None:
+        rows.append(Metric(f"{prefix}_peak_rss", m.peak_rss_bytes, "bytes", False,
+                           context={**ctx, "rss_since_start": not m.rss_reset}))
+    return rows
