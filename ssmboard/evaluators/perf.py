@@ -45,7 +45,8 @@ class PerfParams:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise EvaluationError(f"unknown perf parameter(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        p = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+        seq = ("prompt_lengths", "batch_sizes", "modes")  # a single value stands for a list of one
+        p = cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else (v,) if k in seq else v for k, v in d.items()})
         bad = [m for m in p.modes if m not in MODES]
         if bad:
             raise EvaluationError(f"unknown perf mode(s) {bad}; valid: {list(MODES)}")

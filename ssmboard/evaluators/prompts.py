@@ -53,5 +53,6 @@ def _corpus_ids(tokenizer, split: str) -> list[int]:
     key = (id(tokenizer), split)
     if key not in _IDS_CACHE:
         text = corpus_text(split)[:2_000_000]
-        _IDS_CACHE[key] = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        # verbose=False: the whole corpus is longer than the model's context, on purpose
+        _IDS_CACHE[key] = list(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
     return _IDS_CACHE[key]

@@ -15,9 +15,9 @@ class Summary:
     n: int
 
     @property
-    def stderr_of_median(self) -> float:
-        """Asymptotic standard error of the median (1.2533 sigma / sqrt(n))."""
-        return 1.2533 * self.stdev / math.sqrt(self.n) if self.n > 1 else float("nan")
+    def stderr_of_median(self) -> float | None:
+        """Asymptotic standard error of the median (1.2533 sigma / sqrt(n)); None from one sample."""
+        return 1.2533 * self.stdev / math.sqrt(self.n) if self.n > 1 else None
 
 
 def quantile(samples: list[float], q: float) -> float:

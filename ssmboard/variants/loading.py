@@ -15,6 +15,7 @@ checkpoint never materialises the other layers.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -156,13 +157,30 @@ def _tokenizer_for(config: Any) -> Any:
     return tok
 
 
+@contextlib.contextmanager
+def _quiet_progress(quiet: bool):
+    """No "Loading weights" bar for a local checkpoint (it loads in a blink and clutters the
+    evaluators' own progress bars); downloads keep theirs."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = not hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and not was_disabled:
+            hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(ref: str, n_layers: int | None, local_only: bool) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(ref, local_files_only=local_only)
         config = truncate_config(config, n_layers)
-        model = AutoModelForCausalLM.from_pretrained(ref, config=config, local_files_only=local_only)
+        with _quiet_progress(local_only):
+            model = AutoModelForCausalLM.from_pretrained(ref, config=config, local_files_only=local_only)
     except ModelLoadError:
         raise
     except Exception as exc:  # hub / IO / config errors all mean "cannot load": say what to do
