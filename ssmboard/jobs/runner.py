@@ -99,7 +99,7 @@ def _measure(evaluator, model, tokenizer, point: dict, params: dict, summary: Ru
 def _own_chunk_size(spec, build, device) -> int | None:
     """The chunk size the model's config gives, for suites whose prompt lengths count chunks."""
     light = dataclasses.replace(spec, scan="reference", compile=None, compile_options={}, n_layers=1, use_cache=False)
-    model, _ = build(light, device="cpu")
+    model, _ = build(light, device="meta")  # the config is all we need: no weights are made
     return model_chunk_size(model)
 
 

@@ -173,13 +173,29 @@ def _quiet_progress(quiet: bool):
             hf_logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
+def _quiet_load_report(quiet: bool):
+    """Keeping the first n_layers leaves the other layers' weights unused on purpose: no report
+    listing them as UNEXPECTED (real load errors still raise)."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    if quiet:
+        hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if quiet:
+            hf_logging.set_verbosity(before)
+
+
 def _from_pretrained(ref: str, n_layers: int | None, local_only: bool) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     try:
         config = AutoConfig.from_pretrained(ref, local_files_only=local_only)
         config = truncate_config(config, n_layers)
-        with _quiet_progress(local_only):
+        with _quiet_progress(local_only), _quiet_load_report(n_layers is not None):
             model = AutoModelForCausalLM.from_pretrained(ref, config=config, local_files_only=local_only)
     except ModelLoadError:
         raise
