@@ -12,7 +12,8 @@ are written with ssmboard's file sink, and `ssmboard import FILE` loads them lat
 
 Variant names: `transformers` (the unpatched model), `transformers+peer` (unpatched, with
 mamba_ssm's Triton files importable from --peer), or any scan backend name, optionally
-with `-compiled` (torch.compile default mode) or `-c<chunk>`.
+with `-static` (ssmboard's CUDA-graph decoder), `-compiled` (torch.compile default mode) or `-c<chunk>`,
+in that order (e.g. `triton-static`, `reference-compiled-c128`).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ EXTRA_SUITES = {
     # the whole-model targets of anchors.md: prefill 512/2048/8192 and cached decode of 128 tokens
     "h200-targets": dict(evaluator="perf", params=dict(prompt_lengths=(512, 2048, 8192), batch_sizes=(1,),
                                                        new_tokens=128, modes=("prefill", "decode"),
-                                                       warmup=1, iterations=5, min_seconds=2.0)),
+                                                       warmup=1, iterations=5, min_seconds=1.0)),
     "uncached-32": dict(evaluator="perf", params=dict(prompt_lengths=(512,), batch_sizes=(1,), new_tokens=32,
                                                       modes=("generate-nocache",), warmup=1, iterations=3)),
 }
@@ -43,13 +44,16 @@ def spec_for(name: str, args):
     scan, compile_mode, chunk = name, None, None
     if name.startswith("transformers"):
         scan = "transformers"
+    decoder = "generate"
+    if scan.endswith("-static"):
+        scan, decoder = scan[: -len("-static")], "static"
     if scan.endswith("-compiled"):
         scan, compile_mode = scan[: -len("-compiled")], "default"
     if "-c" in scan and scan.rsplit("-c", 1)[1].isdigit():
         scan, chunk = scan.rsplit("-c", 1)[0], int(scan.rsplit("-c", 1)[1])
     safe = name.replace("+", "-")
     return VariantSpec(name=safe, model=args.model, scan=scan, chunk_size=chunk, dtype=args.dtype,
-                       compile=compile_mode, n_layers=args.n_layers or None)
+                       compile=compile_mode, n_layers=args.n_layers or None, decoder=decoder)
 
 
 def suite_for(name: str):

@@ -82,9 +82,9 @@ def _chunk_size(text: str) -> int | None:
 
 
 # -- variants ---------------------------------------------------------------------------
-VARIANT_COLUMNS = ("name", "scan", "chunk_size", "dtype", "compile", "model", "n_layers", "use_cache",
+VARIANT_COLUMNS = ("name", "scan", "chunk_size", "dtype", "compile", "decoder", "model", "n_layers", "use_cache",
                    "fingerprint", "description")
-VARIANT_HEADERS = ("NAME", "SCAN", "CHUNK", "DTYPE", "COMPILE", "MODEL", "LAYERS", "CACHE",
+VARIANT_HEADERS = ("NAME", "SCAN", "CHUNK", "DTYPE", "COMPILE", "DECODER", "MODEL", "LAYERS", "CACHE",
                    "FINGERPRINT", "DESCRIPTION")
 
 
@@ -164,6 +164,7 @@ def cmd_variants_register(args: argparse.Namespace) -> int:
         "compile_options": parse_compile_options(args.compile_option),
         "n_layers": args.n_layers,
         "use_cache": not args.no_cache,
+        "decoder": args.decoder,
         "description": args.description or "",
         "tags": tuple(args.tag or ()),
     }
@@ -204,6 +205,9 @@ def add_variants_parser(sub: Any) -> None:
                     help="an Inductor option, e.g. epilogue_fusion=true (repeatable)")
     rg.add_argument("--n-layers", type=int, default=None, help="keep only the first N layers")
     rg.add_argument("--no-cache", action="store_true", help="decode without the KV/SSM cache")
+    rg.add_argument("--decoder", default="generate", choices=("generate", "static"),
+                    help="decode loop: transformers' generate (default) or ssmboard's static-buffer greedy decoder, "
+                         "replayed as one CUDA graph per token on a GPU (Bamba models)")
     rg.add_argument("--description", default="")
     rg.add_argument("--tag", action="append", help="a tag (repeatable)")
     rg.add_argument("--replace", action="store_true", help="replace an existing variant of this name")

@@ -270,3 +270,33 @@ def test_a_gpu_backend_without_a_gpu_says_so(capsys, monkeypatch):
     assert main(["eval", "triton-c64", *SMALL]) == 2
     err = capsys.readouterr().err
     assert "needs a CUDA GPU" in err and "TRITON_INTERPRET=1" in err and "--out" in err
+
+
+# -- the static (CUDA-graph) decoder as a variant field -----------------------------------------
+def test_static_decoder_variant_is_measured_through_graph_decode(monkeypatch):
+    import ssmboard.variants.graph_decode as gd
+
+    calls = []
+    real = gd.generate
+    monkeypatch.setattr(gd, "generate", lambda *a, **k: calls.append(k["max_new_tokens"]) or real(*a, **k))
+    sink = ListSink()
+    s = spec("t-static", decoder="static")
+    run_suite(s, tiny_suite(prompt_lengths=(20,), iterations=1), sink, progress=False)
+    metrics = sink.reports[0].metrics
+    assert {m.context["decoder"] for m in metrics} == {"static"}
+    assert {"ttft", "decode_tokens_per_s"} <= {m.name for m in metrics}
+    assert calls.count(1) == 2 and calls.count(4) == 2  # prefill and decode, warm-up + 1 iteration each
+
+
+def test_decoder_field_validation_and_fingerprints():
+    from ssmboard.errors import SpecError, SsmboardError
+    from ssmboard.variants.build import build
+
+    plain = spec()
+    assert "decoder" not in plain.computational_dict()  # fingerprints made before the field stay valid
+    assert spec(decoder="static").fingerprint != plain.fingerprint
+    assert VariantSpec.from_dict({k: v for k, v in plain.to_dict().items() if k != "decoder"}) == plain
+    with pytest.raises(SpecError, match="unknown decoder 'graph'.*'static'"):
+        spec(decoder="graph")
+    with pytest.raises(SsmboardError, match="apply_scan|patched|ScanMixer"):
+        build(spec(scan="transformers", chunk_size=None, decoder="static"))

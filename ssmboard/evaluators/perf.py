@@ -81,11 +81,18 @@ class PerfEvaluator:
         use_cache = p.use_cache
         base_ctx = {**point, "new_tokens": N, "device": str(dev.type), "use_cache": use_cache}
 
+        static = getattr(model, "ssmboard_decoder", "generate") == "static"
+
         def gen(n: int, cache: bool):
             def run():
                 with torch.inference_mode():
-                    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                         do_sample=False, num_beams=1, use_cache=cache, pad_token_id=pad)
+                    if static and cache:  # greedy with min = max new tokens, as below
+                        from ssmboard.variants.graph_decode import generate
+
+                        out = generate(model, ids, mask, max_new_tokens=n)
+                    else:
+                        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                                             do_sample=False, num_beams=1, use_cache=cache, pad_token_id=pad)
                 if out.shape[1] != L + n:
                     raise EvaluationError(f"generate returned {out.shape[1] - L} new tokens, expected {n}")
             return run

@@ -105,4 +105,4 @@ def _own_chunk_size(spec, build, device) -> int | None:
 
 def _context(spec, chunk: int | None, suite: str) -> dict[str, Any]:
     return {"chunk_size": chunk, "dtype": spec.dtype, "compile": spec.compile, "n_layers": spec.n_layers,
-            "scan": spec.scan, "suite": suite, "fingerprint": spec.fingerprint}
+            "scan": spec.scan, "decoder": spec.decoder, "suite": suite, "fingerprint": spec.fingerprint}

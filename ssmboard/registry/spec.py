@@ -103,6 +103,18 @@ def _validate_dtype(dtype: Any) -> str:
     raise SpecError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
 
 
+DECODERS = ("generate", "static")
+
+
+def _validate_decoder(decoder: Any) -> str:
+    if decoder is None:
+        return "generate"
+    if decoder not in DECODERS:
+        raise SpecError(f"unknown decoder {decoder!r}; use 'generate' (transformers' generate loop) or 'static' "
+                        "(ssmboard's static-buffer greedy decoder, one CUDA graph per token on a GPU)")
+    return decoder
+
+
 def _validate_compile(mode: Any) -> str | None:
     if mode is None:
         return None
@@ -205,6 +217,9 @@ class VariantSpec:
     compile_options: tuple[tuple[str, OptionValue], ...] = ()
     n_layers: int | None = None
     use_cache: bool = True
+    # "generate": transformers' generate loop; "static": ssmboard.variants.graph_decode (greedy,
+    # static buffers, the whole decode step replayed as one CUDA graph on a GPU)
+    decoder: str = "generate"
     description: str = ""
     tags: tuple[str, ...] = field(default=())
 
@@ -219,6 +234,7 @@ class VariantSpec:
             "compile_options": _validate_compile_options(self.compile_options),
             "n_layers": _validate_n_layers(self.n_layers),
             "use_cache": _validate_bool("use_cache", self.use_cache),
+            "decoder": _validate_decoder(self.decoder),
             "description": _validate_description(self.description),
             "tags": _validate_tags(self.tags),
         }
@@ -276,13 +292,17 @@ class VariantSpec:
             "compile_options": dict(self.compile_options),
             "n_layers": self.n_layers,
             "use_cache": self.use_cache,
+            "decoder": self.decoder,
             "description": self.description,
             "tags": list(self.tags),
         }
 
     def computational_dict(self) -> dict[str, Any]:
         """The fields that change what is computed: the fingerprint's input."""
-        return {k: v for k, v in self.to_dict().items() if k not in METADATA_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in METADATA_FIELDS}
+        if d["decoder"] == "generate":  # the default, left out so fingerprints made before the field stay
+            del d["decoder"]
+        return d
 
     @property
     def fingerprint(self) -> str:

@@ -91,6 +91,12 @@ def build(spec: Any, device: Any = None) -> tuple[Any, Any]:
             if hasattr(module, "ssm_state_size") and isinstance(getattr(module, "chunk_size", None), int):
                 module.chunk_size = spec.chunk_size
     model.eval()
+    decoder = getattr(spec, "decoder", None) or "generate"
+    if decoder == "static":
+        from ssmboard.variants.graph_decode import check_model
+
+        check_model(model)  # refuses models it cannot decode, before any measurement
+    model.ssmboard_decoder = decoder  # which decode loop the evaluators use
     use_cache = getattr(spec, "use_cache", None)
     if use_cache is not None:
         model.config.use_cache = bool(use_cache)
