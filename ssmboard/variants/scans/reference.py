@@ -45,8 +45,6 @@ def _chunked(x, dt, A, B, C, chunk_size, initial_state, pass_state):
     x, B, C = x.view(b, c, l, h, p), B.view(b, c, l, g, n), C.view(b, c, l, g, n)
     dt = dt.view(b, c, l, h)
     dA = (dt * A).permute(0, 1, 3, 2)  # (b, c, h, l)
-    Acs = dA.cumsum(-1)
-    to_end = dA.flip(-1).cumsum(-1).flip(-1) - dA  # decay from each step to the chunk's end
 
     state = initial_state.to(x.dtype) if initial_state is not None else x.new_zeros(b, h, p, n)
     per_block = max(1, BLOCK_ELEMENTS // (b * h * l * l))
@@ -57,15 +55,21 @@ def _chunked(x, dt, A, B, C, chunk_size, initial_state, pass_state):
         nb = xb.shape[1]
         # within each chunk: y[i] = sum_{j<=i} (C_i·B_j) exp(A_j+1..i) dt_j x_j
         CB = torch.einsum("bclgn,bcsgn->bcgls", Cb, Bb)
-        W = torch.exp(_segsum(dA[:, blk])) * dtb.permute(0, 1, 3, 2)[:, :, :, None, :]
+        # Cumulative decays read off the segment sums rather than from a cumsum over the chunk:
+        # Inductor on torch 2.11 (GPU) fails to generate its split-scan kernel for that cumsum
+        # when few heads x chunks run (an InductorError in get_block_shape).
+        S = _segsum(dA[:, blk])  # (b, nb, h, l, l)
+        Acs_b = dA[:, blk, :, :1] + S[..., :, 0]  # decay from the chunk's start to each step
+        to_end = S[..., -1, :]  # decay from each step to the chunk's end
+        W = torch.exp(S) * dtb.permute(0, 1, 3, 2)[:, :, :, None, :]
         W = (W.view(b, nb, g, k, l, l) * CB[:, :, :, None]).view(b, nb, h, l, l)
         y = torch.matmul(W, xb.permute(0, 1, 3, 2, 4)).permute(0, 1, 3, 2, 4)  # (b, nb, l, h, p)
         # each chunk's own end state, as if it started from zero
-        xw = xb * (torch.exp(to_end[:, blk]) * dtb.permute(0, 1, 3, 2)).permute(0, 1, 3, 2)[..., None]
+        xw = xb * (torch.exp(to_end) * dtb.permute(0, 1, 3, 2)).permute(0, 1, 3, 2)[..., None]
         own = torch.einsum("bclgn,bclgkp->bcgkpn", Bb, xw.view(b, nb, l, g, k, p)).reshape(b, nb, h, p, n)
         # pass the state across the block's chunks (state-sized work only)
         entering = []
-        decay = torch.exp(Acs[:, blk, :, -1])  # (b, nb, h)
+        decay = torch.exp(Acs_b[..., -1])  # (b, nb, h)
         for j in range(nb):
             if not pass_state and s0 + j > 0:
                 state = torch.zeros_like(state)
@@ -73,7 +77,7 @@ def _chunked(x, dt, A, B, C, chunk_size, initial_state, pass_state):
             state = state * decay[:, j, :, None, None] + own[:, j]
         enter = torch.stack(entering, dim=1).view(b, nb, g, k, p, n)
         y_off = torch.einsum("bclgn,bcgkpn->bclgkp", Cb, enter).reshape(b, nb, l, h, p)
-        ys.append(y + y_off * torch.exp(Acs[:, blk]).permute(0, 1, 3, 2)[..., None])
+        ys.append(y + y_off * torch.exp(Acs_b).permute(0, 1, 3, 2)[..., None])
     y = torch.cat(ys, dim=1).reshape(b, c * l, h, p)[:, :L]
     return y, state
 
