@@ -11,16 +11,23 @@ launches, so host overhead is mostly hidden) and ``ms_loop`` (events around a lo
 back-to-back calls: what a caller sees, host overhead included when the host is the
 bottleneck). Peak extra memory: the allocator's max allocated above what was allocated
 before the call (the output included). Relative error: ‖y − ref‖/‖ref‖ against a
-float64 chunked recurrence on the GPU over the same bf16 inputs (for 8x8192 on batch
-row 0, for 1x32768 on the first 8192 tokens: the scan is causal, so a prefix's output is
-exactly the prefix's scan). Floors: bytes in and out once at the copy bandwidth, and the
+float64 chunked recurrence on the GPU over the same bf16 inputs, over the whole sequence
+(for 8x8192 on batch row 0). Floors: bytes in and out once at the copy bandwidth, and the
 chunked scan's matrix work (C·B once per group and chunk) at the matrix rate.
+
+Decode step: ``wall us/call`` = wall time per call over 2000 back-to-back calls,
+CUDA-synchronised at both ends (what a decode loop pays); ``do_bench`` = GPU time with the
+L2 flushed before each call; ``graph`` = GPU time per call replaying 50 calls captured in
+a CUDA graph (no host overhead); ``host`` = host time per call without synchronisation;
+``jit-path`` = ours with the cached launch plans dropped before every call (the launch
+path of 2026-11-28: checks and Triton's JITFunction.run on every call).
 
 The peer (``mamba_chunk_scan_combined`` and ``selective_state_update`` from the
 mamba-ssm sdist) is used when ``--peer DIR`` holds ``mamba_ssm/ops/triton/*.py`` under
 an empty ``mamba_ssm/__init__.py`` (benchmarks/NOTES-triton.md says how to lay it out).
 
     PYTHONPATH=. python3 scripts/bench_ssd.py --peer .peer --out $OUT/ssd.json
+    PYTHONPATH=. python3 scripts/bench_ssd.py --peer .peer --sweep --budget 262 --out $OUT/ssd.json
     PYTHONPATH=. python3 scripts/bench_ssd.py --check          # correctness only, quick
 """
 from __future__ import annotations
@@ -51,6 +58,9 @@ H, P, N, G = 128, 64, 128, 1
 SHAPES = [(1, 1024, 256), (1, 2048, 256), (1, 8192, 256), (1, 32768, 256), (8, 8192, 256),
           (1, 2048, 64), (1, 2048, 128)]
 STEP_BATCHES = [1, 8, 64, 256]
+
+
+T_START = time.perf_counter()
 
 
 def log(*a):
@@ -212,6 +222,35 @@ def run_check():
             ok &= good
             log(f"check {str(dtype):15s} b{b} L{L} h{h} p{p} g{g} n{n} c{chunk}: scan {e1:.1e} final {e2:.1e} "
                 f"indep {e3:.1e}/{e4:.1e} step {e5:.1e}/{e6:.1e} {'ok' if good else 'FAIL'}")
+    # the segment-parallel exact scan (three launches), forced at small shapes with ragged
+    # lengths, groups, initial and final states; the segment-state pass on its own tile
+    for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 1e-2)):
+        for (b, L, h, p, g, n, cfg) in ((1, 1500, 4, 64, 1, 128, dict(NSEG=3)),
+                                        (2, 1100, 4, 32, 2, 64, dict(NSEG=4, BLOCK_L1=32)),
+                                        (1, 777, 8, 64, 2, 128, dict(SEG=96, BLOCK_L=32))):
+            inp = make_inputs(b, L, h, p, g, n, dtype=dtype, seed=L)
+            init = torch.randn(b, h, p, n, device="cuda")
+            y, fs = _launch.run_scan(**inp, chunk_size=256, initial_state=init, return_final_state=True,
+                                     config=cfg)
+            yr, fr = sequential.scan(**inp, initial_state=init, return_final_state=True)
+            e1, e2 = rel(y, yr.double()), rel(fs, fr.double())
+            good = max(e1, e2) <= tol
+            ok &= good
+            log(f"check segmented {str(dtype):15s} b{b} L{L} h{h} p{p} g{g} n{n} {cfg}: scan {e1:.1e} "
+                f"final {e2:.1e} {'ok' if good else 'FAIL'}")
+    # the decode step's cached direct launch: several steps in a row against float64
+    for b in (1, 3):
+        inp = make_inputs(b, 5, 8, 64, 2, 128, seed=b)
+        st = torch.randn(b, 8, 64, 128, device="cuda")
+        st64 = st.double().clone()
+        errs = []
+        for t in range(5):
+            tok = {k: (v[:, t] if k in ("x", "dt", "B", "C") else v) for k, v in inp.items()}
+            errs.append(rel(ssd.step(st, **tok), sequential.step(st64, **tok).double()))
+        e = max(max(errs), rel(st, st64))
+        good = e <= 1e-2
+        ok &= good
+        log(f"check step x5 b{b}: {e:.1e} {'ok' if good else 'FAIL'}")
     inp = make_inputs(1, 1024, seed=1)
     y = ssd.scan(**inp, chunk_size=256)
     yr, _ = ref_scan64(**inp)
@@ -227,8 +266,9 @@ def bench_scan(peer_scan, sizes, results):
         row = dict(b=b, L=L, chunk=chunk)
         bw_ms, mm_ms, io, flops = floors(b, L, chunk)
         row.update(floor_bw_ms=bw_ms, floor_matrix_ms=mm_ms, bytes=io, flops=flops)
-        # reference on a prefix / first row where the full one would be slow
-        rb, rL = (1 if b > 1 else b), min(L, 8192)
+        # reference over the whole sequence (segmented launches must be checked past their
+        # first segment), on batch row 0 where b > 1
+        rb, rL = (1 if b > 1 else b), L
         sub = {k: (v[:rb, :rL] if v.dim() >= 3 else v) for k, v in inp.items()}
         yref, _ = ref_scan64(**sub)
         row["err_on"] = f"{rb}x{rL}"
@@ -259,14 +299,67 @@ def bench_scan(peer_scan, sizes, results):
         log(fmt_scan_row(row))
 
 
-def bench_step(peer_ssu, results):
-    for b in STEP_BATCHES:
+def wall_us(fn, n=2000):
+    """Wall time per call over n back-to-back calls, CUDA-synchronised at both ends: what a
+    decode loop pays per step (host overhead included whenever the host is the bottleneck)."""
+    for _ in range(20):
+        fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def graph_us(fn, n=50, reps=20):
+    """GPU time per call with no host overhead: n calls captured in a CUDA graph, replayed."""
+    try:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                fn()
+        torch.cuda.current_stream().wait_stream(s)
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            for _ in range(n):
+                fn()
+        g.replay()
+        torch.cuda.synchronize()
+        e0, e1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        e0.record()
+        for _ in range(reps):
+            g.replay()
+        e1.record()
+        torch.cuda.synchronize()
+        return e0.elapsed_time(e1) * 1e3 / (n * reps)
+    except Exception as e:  # noqa: BLE001 - a result too
+        log("graph capture failed:", repr(e)[:200])
+        return None
+
+
+def _jit_path(fn):
+    """fn with the decode step's cached launch plans dropped before each call: every call
+    then checks its inputs and launches through Triton's JITFunction.run (the launch path of
+    2026-11-28)."""
+    def call():
+        _launch._STEP_PLANS.clear()
+        return fn()
+    return call
+
+
+def bench_step(peer_ssu, results, batches=STEP_BATCHES):
+    for b in batches:
         inp = make_inputs(b, 1, seed=b)
         tok = {k: (v[:, 0] if k in ("x", "dt", "B", "C") else v) for k, v in inp.items()}
         state = torch.randn(b, H, P, N, device="cuda")
         sbytes = 2 * state.numel() * 4
         row = dict(batch=b, state_bytes_rw=sbytes, floor_us=sbytes / BW * 1e6)
         fns = {"triton": lambda: ssd.step(state, **tok)}
+        if b == 1:
+            fns["triton-jit-path"] = _jit_path(fns["triton"])
         if peer_ssu is not None:
             A3 = tok["A"][:, None, None].expand(H, P, N)
             dt3 = tok["dt"][:, :, None].expand(b, H, P)
@@ -274,39 +367,52 @@ def bench_step(peer_ssu, results):
             bias2 = tok["dt_bias"][:, None].expand(H, P)
             fns["peer"] = lambda: peer_ssu(state, tok["x"], dt3, A3, tok["B"], tok["C"], D=D2,
                                            dt_bias=bias2, dt_softplus=True)
-        # correctness of ours on this shape, against float64
+        # correctness of ours on this shape, against float64, over 3 steps (the first call
+        # launches through Triton's JIT, the later ones through the cached direct launch)
+        from ssmboard.variants.scans import sequential
         s64 = state.double().clone()
         st = state.clone()
-        from ssmboard.variants.scans import sequential
-        row["rel_err"] = rel(ssd.step(st, **tok), sequential.step(s64, **tok).double())
+        errs = [rel(ssd.step(st, **tok), sequential.step(s64, **tok).double()) for _ in range(3)]
+        row["rel_err"] = max(errs)
         row["state_rel_err"] = rel(st, s64)
         for name, fn in fns.items():
             ms = time_ms(fn)
             ms_loop = loop_ms(fn, ms)
+            w = wall_us(fn)
             row[name] = dict(us=ms * 1e3, us_loop=ms_loop * 1e3, bw_fraction=sbytes / (ms * 1e-3) / BW,
-                             bw_fraction_loop=sbytes / (ms_loop * 1e-3) / BW, host_us=host_us(fn))
+                             bw_fraction_loop=sbytes / (ms_loop * 1e-3) / BW, host_us=host_us(fn),
+                             wall_us=w, bw_fraction_wall=sbytes / (w * 1e-6) / BW,
+                             gpu_us_graph=graph_us(fn) if name != "triton-jit-path" else None)
         if b == 1:  # what one launch costs the host, for scale
             row["host_us_torch_add"] = host_us(lambda: state.add_(0.0))
+            row["wall_us_torch_add"] = wall_us(lambda: state.add_(0.0))
         results["step"].append(row)
         log(fmt_step_row(row))
 
 
-def sweep(sizes, configs, results):
+def sweep(sizes, configs, results, deadline=float("inf")):
     for (b, L, chunk) in sizes:
+        if time.perf_counter() > deadline:
+            log("sweep: out of time")
+            break
         inp = make_inputs(b, L, seed=7)
-        rL = min(L, 2048)
-        yref, _ = ref_scan64(**{k: (v[:1, :rL] if v.dim() >= 3 else v) for k, v in inp.items()})
+        # error over the whole sequence (segments past the first must be checked), batch row 0
+        yref, _ = ref_scan64(**{k: (v[:1] if v.dim() >= 3 else v) for k, v in inp.items()}, chunk=256)
         for cfg in configs:
+            if time.perf_counter() > deadline:
+                break
             fn = lambda: _launch.run_scan(**inp, chunk_size=chunk, config=cfg)
             try:
-                err = rel(fn()[:1, :rL], yref)
+                err = rel(fn()[:1], yref)
                 ms = time_ms(fn)
             except Exception as e:  # noqa: BLE001 - a config that does not compile is a result too
                 ms = err = float("nan")
                 log("sweep error", cfg, repr(e)[:300])
-            results["sweep"].append(dict(b=b, L=L, chunk=chunk, config=cfg, ms=ms, rel_err=err))
-            log(f"sweep {b}x{L} {cfg}: {ms:.4f} ms err {err:.2e}")
-        del inp
+            nseg = -(-L // _launch._scan_config(b, L, H, P, N, chunk, False, True, cfg,
+                                                sms=_launch._multiprocessors(inp["x"].device)).SEG)
+            results["sweep"].append(dict(b=b, L=L, chunk=chunk, config=cfg, nseg=nseg, ms=ms, rel_err=err))
+            log(f"sweep {b}x{L} {cfg} ({nseg} segments): {ms:.4f} ms err {err:.2e}")
+        del inp, yref
         torch.cuda.empty_cache()
 
 
@@ -331,14 +437,18 @@ SCAN_HEADER = ("| b x L, chunk | triton ms | triton ms (loop) | triton-indep ms 
 
 def fmt_step_row(r):
     t, pr = r["triton"], r.get("peer", {})
-    return (f"| {r['batch']} | {_f(t['us'], '.1f')} ({_f(t['bw_fraction'], '.2f')}) | {_f(t['us_loop'], '.1f')} "
-            f"({_f(t['bw_fraction_loop'], '.2f')}) | {_f(pr.get('us'), '.1f')} ({_f(pr.get('bw_fraction'), '.2f')}) "
-            f"| {_f(pr.get('us_loop'), '.1f')} ({_f(pr.get('bw_fraction_loop'), '.2f')}) | {_f(r['floor_us'], '.1f')} "
-            f"| {_f(r['rel_err'], '.1e')} | {_f(t.get('host_us'), '.1f')} | {_f(pr.get('host_us'), '.1f')} |")
+    j = r.get("triton-jit-path", {})
+    return (f"| {r['batch']} | {_f(t['wall_us'], '.1f')} ({_f(t['bw_fraction_wall'], '.2f')}) "
+            f"| {_f(t['us'], '.1f')} ({_f(t['bw_fraction'], '.2f')}) | {_f(t.get('gpu_us_graph'), '.1f')} "
+            f"| {_f(t.get('host_us'), '.1f')} | {_f(j.get('wall_us'), '.1f')} | {_f(j.get('host_us'), '.1f')} "
+            f"| {_f(pr.get('wall_us'), '.1f')} ({_f(pr.get('bw_fraction_wall'), '.2f')}) "
+            f"| {_f(pr.get('us'), '.1f')} ({_f(pr.get('bw_fraction'), '.2f')}) | {_f(pr.get('gpu_us_graph'), '.1f')} "
+            f"| {_f(r['floor_us'], '.1f')} | {_f(r['rel_err'], '.1e')} |")
 
 
-STEP_HEADER = ("| batch | triton us (bw frac) | triton us, loop | peer us (bw frac) | peer us, loop | floor us | "
-               "triton err | triton host us/call | peer host us/call |\n|" + "---|" * 9)
+STEP_HEADER = ("| batch | triton wall us/call (bw frac) | triton do_bench us (bw frac) | triton graph us | "
+               "triton host us | jit-path wall us | jit-path host us | peer wall us (bw frac) | "
+               "peer do_bench us (bw frac) | peer graph us | floor us | triton err |\n|" + "---|" * 12)
 
 
 def environment():
@@ -363,6 +473,8 @@ def main():
     ap.add_argument("--sweep", action="store_true", help="also time a few launch configurations")
     ap.add_argument("--skip-step", action="store_true")
     ap.add_argument("--shapes", nargs="*", default=None, help="BxLxCHUNK, e.g. 1x2048x256")
+    ap.add_argument("--budget", type=float, default=float("inf"), metavar="SECONDS",
+                    help="wall-clock budget from start: the sweep and the check run only while it lasts")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_ssd.py needs a CUDA GPU (use the tests with TRITON_INTERPRET=1 on CPU)")
@@ -373,8 +485,7 @@ def main():
         ok = run_check()
         raise SystemExit(0 if ok else 1)
     results = dict(environment=env, scan=[], step=[], sweep=[])
-    if not args.no_check:
-        results["check_ok"] = run_check()
+    deadline = T_START + args.budget
     BW = copy_bandwidth()
     results["copy_bandwidth_Bps"] = BW
     log(f"copy bandwidth {BW / 1e12:.2f} TB/s")
@@ -387,20 +498,32 @@ def main():
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def save():
+        results["elapsed_s"] = time.perf_counter() - T_START
         out.write_text(json.dumps(results, indent=1))
 
     log(SCAN_HEADER)
     bench_scan(peer_scan, sizes, results)
     save()
+    log(f"[{time.perf_counter() - T_START:.0f}s] scan done")
     if not args.skip_step:
         log(STEP_HEADER)
         bench_step(peer_ssu, results)
         save()
+        log(f"[{time.perf_counter() - T_START:.0f}s] step done")
     if args.sweep:
-        base = dict(BLOCK_L=32, BLOCK_P=64, num_warps=4, num_stages=2, LOWP=7, PN=True)  # the defaults
-        cfgs = [base, dict(base, BLOCK_L=64, BLOCK_P=32), dict(base, AUTO_SEG=True), dict(base, PN=False),
-                dict(base, LOWP=3), dict(base, LOWP=2), dict(base, LOWP=0)]
-        sweep([(1, 2048, 256), (1, 32768, 256), (8, 8192, 256)], cfgs, results)
+        # the default (automatic segments), the one-launch default of 2026-11-28, other
+        # segment counts and state-pass tiles
+        cfgs = [{}, dict(NSEG=1), dict(NSEG=8), dict(NSEG=3), dict(BLOCK_L1=32), dict(BLOCK_L1=64),
+                dict(num_warps=8), dict(num_warps=8, NSEG=1)]
+        sweep([(1, 32768, 256), (1, 8192, 256), (1, 2048, 256)], cfgs, results, deadline=deadline - 30)
+        save()
+        log(f"[{time.perf_counter() - T_START:.0f}s] sweep done")
+    if not args.no_check:
+        if time.perf_counter() < deadline - 20:
+            results["check_ok"] = run_check()
+        else:
+            results["check_ok"] = None
+            log("check skipped: out of time")
         save()
     log("\n## scan (bf16, h=128 p=64 n=128 g=1)\n" + SCAN_HEADER)
     for r in results["scan"]:

@@ -270,3 +270,90 @@ def test_device_error_without_gpu_or_interpreter():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
     assert DeviceError  # imported for readers: the error family checked in the subprocess
+
+
+# --------------------------------------------------------------------------- 2026-11-29
+@pytest.mark.parametrize("L,g,nseg,block_l,block_l1,with_init", [
+    (101, 2, 3, 16, 32, True),    # ragged last segment, state pass on its own (coarser) tile
+    (97, 1, 4, 16, 16, False),    # no initial state
+    (130, 2, 2, 32, 64, True),    # last segment shorter than one state-pass tile
+    (300, 2, 2, 32, None, True),  # the default state-pass tile (128)
+])
+def test_segmented_exact_scan_forced(L, g, nseg, block_l, block_l1, with_init):
+    """The segment-parallel exact scan (segment states, state pass, outputs; the last
+    segment's end state is the final state) against the float64 recurrence."""
+    inp = _inputs(2, L, H, P, g, N, seed=L + nseg, D2=True)
+    init = torch.randn(2, H, P, N, generator=torch.Generator().manual_seed(nseg)) if with_init else None
+    cfg = dict(NSEG=nseg, BLOCK_L=block_l, BLOCK_L1=block_l1)
+    c = _launch._scan_config(2, L, H, P, N, 64, False, False, cfg)
+    block_l1 = block_l1 or _launch._BLOCK_L1
+    assert -(-L // c.SEG) > 1 and c.SEG % block_l1 == 0 and c.BLOCK_L1 == block_l1
+    y, fs = _launch.run_scan(**inp, chunk_size=64, initial_state=init, return_final_state=True, config=cfg)
+    y_ref, fs_ref = sequential.scan(**inp, initial_state=init, return_final_state=True)
+    assert _rel(y, y_ref) <= 1e-4 and _rel(fs, fs_ref) <= 1e-4
+    assert _rel(_launch.run_scan(**inp, chunk_size=64, initial_state=init, config=cfg), y_ref) <= 1e-4
+
+
+def test_segmented_rule_picks_segments_only_when_programs_are_few(monkeypatch):
+    """Bamba's shape (h=128, p=64): b=1 long sequences are split, wide batches and short
+    sequences are one launch; L only changes the segment count (a runtime argument)."""
+    cfg = lambda b, L: _launch._scan_config(b, L, 128, 64, 128, 256, False, True, sms=132)
+    one = lambda c, L: -(-L // c.SEG) == 1
+    assert one(cfg(1, 1024), 1024) and one(cfg(1, 2048), 2048) and one(cfg(8, 8192), 8192)
+    assert one(cfg(4, 32768), 32768)
+    assert -(-8192 // cfg(1, 8192).SEG) == 5 and -(-32768 // cfg(1, 32768).SEG) == 5  # as measured
+    for L in (4096, 8192, 32768, 32768 + 77):
+        c = cfg(1, L)
+        nseg = -(-L // c.SEG)
+        assert 2 <= nseg and c.SEG >= _launch._MIN_SEG and c.SEG % c.BLOCK_L1 == 0 and c.SEG % c.BLOCK_L == 0
+        assert (c.BLOCK_L, c.BLOCK_P, c.BLOCK_L1, c.num_warps) == (cfg(1, 8192).BLOCK_L, cfg(1, 8192).BLOCK_P,
+                                                                 cfg(1, 8192).BLOCK_L1, cfg(1, 8192).num_warps)
+    # independent chunks keep their own rule (segments of whole chunks)
+    ci = _launch._scan_config(1, 32768, 128, 64, 128, 256, True, True, sms=132)
+    assert ci.SEG % 256 == 0
+
+
+def test_segmented_rule_end_to_end_at_tiny_shapes(monkeypatch):
+    """The automatic rule, scaled down so that the interpreter takes the segmented path."""
+    monkeypatch.setattr(_launch, "_MIN_SEG", 32)
+    monkeypatch.setattr(_launch, "_BLOCK_L1", 32)
+    L = 3 * 32 + 7
+    c = _launch._scan_config(1, L, H, P, N, 64, False, False, sms=132)
+    assert -(-L // c.SEG) > 1
+    inp = _inputs(1, L, H, P, 2, N, seed=21)
+    init = torch.randn(1, H, P, N)
+    y, fs = ssd.scan(**inp, chunk_size=64, initial_state=init, return_final_state=True)
+    y_ref, fs_ref = sequential.scan(**inp, initial_state=init, return_final_state=True)
+    assert _rel(y, y_ref) <= 1e-4 and _rel(fs, fs_ref) <= 1e-4
+
+
+def test_decode_step_plan_cache():
+    """The decode step caches its checks and launch arguments per (shapes, strides, dtypes,
+    devices, options): views with other strides get their own plan, repeated calls reuse it,
+    and bad inputs are still refused with a plan cached for good ones."""
+    _launch._STEP_PLANS.clear()
+    b, h, p, n, g = 2, H, P, N, 2
+    inp = _inputs(b, 4, h, p, g, n, seed=30)
+    state = torch.randn(b, h, p, n)
+    ref = state.double().clone()
+    big = torch.randn(b, 4, h, p + 3)  # x as a strided view
+    for t in range(4):
+        x = inp["x"][:, t] if t % 2 == 0 else big[:, t, :, :p].copy_(inp["x"][:, t])
+        tok = dict(x=x, dt=inp["dt"][:, t], A=inp["A"], B=inp["B"][:, t], C=inp["C"][:, t],
+                   D=inp["D"], dt_bias=inp["dt_bias"])
+        y = ssd.step(state, **tok)
+        assert _rel(y, sequential.step(ref, **tok)) <= 1e-5
+    assert _rel(state, ref) <= 1e-5
+    assert len(_launch._STEP_PLANS) == 2  # two stride patterns of x
+    tok = dict(x=inp["x"][:, 0], dt=inp["dt"][:, 0], A=inp["A"], B=inp["B"][:, 0], C=inp["C"][:, 0])
+    ssd.step(state, **tok)
+    ssd.step(state, **tok, dt_limit=(0.0, 0.5))
+    assert len(_launch._STEP_PLANS) == 4  # no D / bias, and another dt_limit: own plans
+    with pytest.raises(ValueError, match="float32"):
+        ssd.step(state.double(), **tok)
+    with pytest.raises(ValueError, match="disagree"):
+        ssd.step(state[:, :, :, :8], **tok)
+    # an unhashable option still works (no caching)
+    y1 = ssd.step(state.clone(), **tok, dt_limit=[0.0, 0.5])
+    y2 = ssd.step(state.clone(), **tok, dt_limit=(0.0, 0.5))
+    assert torch.equal(y1, y2)

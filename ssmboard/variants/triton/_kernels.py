@@ -20,8 +20,10 @@ Three kernels:
     BLOCK_L; for independent chunks the state is zeroed at each chunk boundary
     (chunk_size is then a multiple of BLOCK_L). With one segment the whole scan is one
     launch; with several (long sequences, few heads x batch) the exact scan takes three:
-    segments' own end states (MODE 1), ``ssd_state_pass_kernel`` (a sequential pass over
-    segments, state-sized work only), then the outputs (MODE 2).
+    segments' own end states (MODE 1, all segments but the last, state update only, with
+    its own tile), ``ssd_state_pass_kernel`` (a sequential pass over segments,
+    state-sized work only), then the outputs (MODE 2, every segment from its true
+    entering state; the last one's end state is the final state).
 
 ``ssd_step_kernel``
     One decode token: state ← exp(dt·A)·state + dt·x⊗B, y = state·C + D·x, the state
@@ -68,7 +70,8 @@ def ssd_scan_kernel(
     # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
     #         (one segment: the whole exact scan; several: independent chunks).
     # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
-    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan).
+    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan;
+    #         launched for segments 0..NSEG-2 only).
     # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
     pid_bh = tl.program_id(0)
     pid_p = tl.program_id(1)
@@ -191,7 +194,8 @@ def ssd_scan_kernel(
         tl.store(seg_ptrs, state, mask=mask_np)
         if pid_p == 0:
             tl.store(dec_ptr + pid_bh * NSEG + seg, seg_total)
-    if MODE == 0 and STORE_FINAL:
+    if MODE != 1 and STORE_FINAL:
+        # the last segment's end state is the final state (MODE 2: it started from the true state)
         if seg == NSEG - 1:
             final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[None, :] * sf_p + offs_n[:, None] * sf_n
             tl.store(final_ptrs, state, mask=mask_np)
@@ -222,7 +226,8 @@ def ssd_scan_kernel_pn(
     # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
     #         (one segment: the whole exact scan; several: independent chunks).
     # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
-    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan).
+    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan;
+    #         launched for segments 0..NSEG-2 only).
     # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
     pid_bh = tl.program_id(0)
     pid_p = tl.program_id(1)
@@ -341,21 +346,24 @@ def ssd_scan_kernel_pn(
         tl.store(seg_ptrs, state, mask=mask_pn)
         if pid_p == 0:
             tl.store(dec_ptr + pid_bh * NSEG + seg, seg_total)
-    if MODE == 0 and STORE_FINAL:
+    if MODE != 1 and STORE_FINAL:
+        # the last segment's end state is the final state (MODE 2: it started from the true state)
         if seg == NSEG - 1:
             final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[:, None] * sf_p + offs_n[None, :] * sf_n
             tl.store(final_ptrs, state, mask=mask_pn)
 
 
 def ssd_state_pass_kernel(
-    seg_ptr, dec_ptr, init_ptr, final_ptr, H, NSEG, PN,
-    sS_b, sS_s, sS_h, si_b, si_h, sf_b, sf_h,
-    BLOCK: tl.constexpr, HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr,
+    seg_ptr, dec_ptr, init_ptr, H, NSEG, PN,
+    sS_b, sS_s, sS_h, si_b, si_h,
+    BLOCK: tl.constexpr, HAS_INIT: tl.constexpr,
 ):
     """Second pass: turn each segment's own end state into the state entering it, in place.
 
     entering[0] = initial state; entering[s+1] = exp(decay[s]) * entering[s] + own[s].
-    The (head_dim x d_state) block of a head is contiguous in every buffer here.
+    Only segments 0..NSEG-2 have an own end state (MODE 1 skips the last one: its end
+    state is the final state, which the output pass stores). The (head_dim x d_state)
+    block of a head is contiguous in every buffer here.
     """
     pid_bh = tl.program_id(0)
     b = (pid_bh // H).to(tl.int64)
@@ -367,12 +375,11 @@ def ssd_state_pass_kernel(
     else:
         run = tl.full((BLOCK,), 0.0, tl.float32)
     base = seg_ptr + b * sS_b + h * sS_h + offs
-    for s in range(0, NSEG):
+    for s in range(0, NSEG - 1):
         own = tl.load(base + s * sS_s, mask=mask, other=0.0)
         tl.store(base + s * sS_s, run, mask=mask)
         run = run * tl.exp(tl.load(dec_ptr + pid_bh * NSEG + s)) + own
-    if STORE_FINAL:
-        tl.store(final_ptr + b * sf_b + h * sf_h + offs, run, mask=mask)
+    tl.store(base + (NSEG - 1) * sS_s, run, mask=mask)
 
 
 def ssd_step_kernel(
