@@ -184,3 +184,18 @@ def test_version(capsys):
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("ssmboard ")
+
+
+def test_register_with_the_static_decoder(capsys):
+    code, out, err = run(capsys, "variants", "register", "ref-static", "--scan", "reference", "--decoder", "static",
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["decoder"] == "static"
+    code, out, _ = run(capsys, "variants", "show", "ref-static", "--json")
+    data = json.loads(out)
+    assert data["decoder"] == "static"
+    plain = VariantSpec(name="ref-static", scan="reference")
+    assert data["fingerprint"] != plain.fingerprint
+    with pytest.raises(SystemExit) as exc:  # argparse refuses an unknown decoder with exit 2
+        main(["variants", "register", "x", "--decoder", "graphs"])
+    assert exc.value.code == 2
