@@ -99,44 +99,47 @@ class PerfEvaluator:
 
         rows: list[Metric] = []
         kw = dict(warmup=p.warmup, iterations=p.iterations, min_seconds=p.min_seconds, cuda=cuda)
+
+        def timed(fn, prefix: str, ctx: dict) -> tuple[list[float], list[Metric]]:
+            """Samples (warm-up excluded) and the peak-memory rows of timing ``fn``."""
+            with PeakMemoryTracker(cuda) as mem:
+                base = torch.cuda.memory_allocated() if cuda else None
+                t = measure(fn, **kw)
+            return t.samples, _memory_rows(prefix, mem.result, base, ctx)
+
         ttft = None
         if "prefill" in p.modes or "decode" in p.modes:
-            with PeakMemoryTracker(cuda) as mem:
-                base = torch.cuda.memory_allocated() if cuda else None
-                t = measure(gen(1, use_cache), **kw)
-            ttft = summarize(t.samples)
             ctx = {**base_ctx, "mode": "prefill"}
+            samples, mem_rows = timed(gen(1, use_cache), "prefill", ctx)
+            ttft = summarize(samples)
             if "prefill" in p.modes:
-                rows += [
-                    Metric("ttft", ttft.median, "s", False, stderr=ttft.stderr_of_median, n=ttft.n, context=ctx),
-                    Metric("ttft_p90", ttft.p90, "s", False, n=ttft.n, context=ctx),
+                rows += _latency_rows("ttft", ttft, ctx) + [
                     Metric("prefill_tokens_per_s", b * L / ttft.median, "tokens/s", True, n=ttft.n, context=ctx),
-                ] + _memory_rows("prefill", mem.result, base, ctx)
+                ] + mem_rows
         if "decode" in p.modes:
-            with PeakMemoryTracker(cuda) as mem:
-                base = torch.cuda.memory_allocated() if cuda else None
-                t = measure(gen(N, True), **kw)
-            total = summarize(t.samples)
-            tpot = summarize([max(s - ttft.median, 1e-12) / (N - 1) for s in t.samples])
             ctx = {**base_ctx, "mode": "decode", "use_cache": True}
-            rows += [
-                Metric("decode_tpot", tpot.median, "s", False, stderr=tpot.stderr_of_median, n=tpot.n, context=ctx),
-                Metric("decode_tpot_p90", tpot.p90, "s", False, n=tpot.n, context=ctx),
+            samples, mem_rows = timed(gen(N, True), "decode", ctx)
+            total = summarize(samples)
+            tpot = summarize([max(s - ttft.median, 1e-12) / (N - 1) for s in samples])
+            rows += _latency_rows("decode_tpot", tpot, ctx) + [
                 Metric("decode_tokens_per_s", b / tpot.median, "tokens/s", True, n=tpot.n, context=ctx),
-                Metric("generate_latency", total.median, "s", False, stderr=total.stderr_of_median, n=total.n, context=ctx),
-            ] + _memory_rows("decode", mem.result, base, ctx)
+            ] + _latency_rows("generate_latency", total, ctx, p90=False) + mem_rows
         if "generate-nocache" in p.modes:
-            with PeakMemoryTracker(cuda) as mem:
-                base = torch.cuda.memory_allocated() if cuda else None
-                t = measure(gen(N, False), **kw)
-            total = summarize(t.samples)
             ctx = {**base_ctx, "mode": "generate-nocache", "use_cache": False}
-            rows += [
-                Metric("generate_nocache_latency", total.median, "s", False, stderr=total.stderr_of_median,
-                       n=total.n, context=ctx),
+            samples, mem_rows = timed(gen(N, False), "generate_nocache", ctx)
+            total = summarize(samples)
+            rows += _latency_rows("generate_nocache_latency", total, ctx, p90=False) + [
                 Metric("generate_nocache_tokens_per_s", b * N / total.median, "tokens/s", True, n=total.n, context=ctx),
-            ] + _memory_rows("generate_nocache", mem.result, base, ctx)
+            ] + mem_rows
         return rows
+
+
+def _latency_rows(name: str, s, ctx: dict, p90: bool = True) -> list[Metric]:
+    """The median (with its standard error) and, optionally, the p90 of a latency, in seconds."""
+    rows = [Metric(name, s.median, "s", False, stderr=s.stderr_of_median, n=s.n, context=ctx)]
+    if p90:
+        rows.append(Metric(f"{name}_p90", s.p90, "s", False, n=s.n, context=ctx))
+    return rows
 
 
 def _memory_rows(prefix: str, m: PeakMemory, base: int | None, ctx: dict) -> list[Metric]:
