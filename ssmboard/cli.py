@@ -290,7 +290,7 @@ def demo_show_variants() -> None:
 # Steps of `ssmboard demo`, run in order; later issues append (e.g. an evaluation step).
 def demo_evaluate(args: argparse.Namespace) -> None:
     """Part 2: the quick performance suite on two built-in variants, into the store."""
-    from ssmboard.evaluators.cli import demo_eval
+    from ssmboard.jobs.eval_command import demo_eval
 
     demo_eval(args)
 
@@ -313,8 +313,8 @@ def add_demo_parser(sub: Any) -> None:
 COMMANDS: list[AddParser] = [add_variants_parser, add_db_parser, add_import_parser, add_demo_parser]
 
 # Subcommands defined elsewhere, as "module:function" (function(subparsers) adds a parser).
-# Add yours here, e.g. "ssmboard.evaluators.cli:add_eval_parser". Keep those modules light.
-COMMAND_MODULES: list[str] = ["ssmboard.evaluators.cli:add_eval_parser"]
+# Add yours here, e.g. "ssmboard.jobs.eval_command:add_eval_parser". Keep those modules light.
+COMMAND_MODULES: list[str] = ["ssmboard.jobs.eval_command:add_eval_parser"]
 
 
 def _load(target: str) -> AddParser:

@@ -1,5 +1,8 @@
 """`ssmboard eval`: run a suite on a variant in this process, into the store or a file.
 
+It lives with the runner and the sinks, not with the evaluators, since it chooses where rows
+go (the store, through a sink): evaluators only measure and never touch the store.
+
 Kept light at import (no torch): the runner and the evaluators load inside the command.
 The table printed at the end is the same rows that were written, so what a user reads is
 what the leaderboard will show.
