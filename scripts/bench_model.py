@@ -12,8 +12,9 @@ are written with ssmboard's file sink, and `ssmboard import FILE` loads them lat
 
 Variant names: `transformers` (the unpatched model), `transformers+peer` (unpatched, with
 mamba_ssm's Triton files importable from --peer), or any scan backend name, optionally
-with `-static` (ssmboard's CUDA-graph decoder), `-compiled` (torch.compile default mode) or `-c<chunk>`,
-in that order (e.g. `triton-static`, `reference-compiled-c128`).
+with `-static` (ssmboard's CUDA-graph decoder), `-compiled` (torch.compile default mode, whole model)
+or `-fused` (compile scope "parts": norms and MLPs compiled, the scan eager), and `-c<chunk>`, in that
+order (e.g. `triton-static-fused`, `reference-compiled-c128`).
 """
 from __future__ import annotations
 
@@ -41,19 +42,27 @@ EXTRA_SUITES = {
 
 def spec_for(name: str, args):
     from ssmboard.registry.spec import VariantSpec
-    scan, compile_mode, chunk = name, None, None
+    scan, compile_mode, chunk, decoder, scope = name, None, None, "generate", "model"
     if name.startswith("transformers"):
         scan = "transformers"
-    decoder = "generate"
-    if scan.endswith("-static"):
-        scan, decoder = scan[: -len("-static")], "static"
-    if scan.endswith("-compiled"):
-        scan, compile_mode = scan[: -len("-compiled")], "default"
-    if "-c" in scan and scan.rsplit("-c", 1)[1].isdigit():
-        scan, chunk = scan.rsplit("-c", 1)[0], int(scan.rsplit("-c", 1)[1])
+    while True:  # suffixes, in any order
+        head, _, last = scan.rpartition("-")
+        if not head:
+            break
+        if last == "static":
+            decoder = "static"
+        elif last == "compiled":
+            compile_mode = "default"
+        elif last == "fused":
+            compile_mode, scope = "default", "parts"
+        elif last.startswith("c") and last[1:].isdigit():
+            chunk = int(last[1:])
+        else:
+            break
+        scan = head
     safe = name.replace("+", "-")
     return VariantSpec(name=safe, model=args.model, scan=scan, chunk_size=chunk, dtype=args.dtype,
-                       compile=compile_mode, n_layers=args.n_layers or None, decoder=decoder)
+                       compile=compile_mode, compile_scope=scope, n_layers=args.n_layers or None, decoder=decoder)
 
 
 def suite_for(name: str):

@@ -142,9 +142,9 @@ def main():
     save()
     if args.compile_parts:
         t = time.perf_counter()
-        from ssmboard.variants.fusion import compile_parts
+        from ssmboard.variants.compile import compile_model
 
-        compile_parts(model)
+        compile_model(model, "default", scope="parts")
         graph_decode.detach(model)
         timings("compiled-parts")
         res["compiled-parts"]["incl_compile_s"] = time.perf_counter() - t

@@ -162,6 +162,7 @@ def cmd_variants_register(args: argparse.Namespace) -> int:
         "dtype": args.dtype,
         "compile": args.compile,
         "compile_options": parse_compile_options(args.compile_option),
+        "compile_scope": args.compile_scope,
         "n_layers": args.n_layers,
         "use_cache": not args.no_cache,
         "decoder": args.decoder,
@@ -203,6 +204,9 @@ def add_variants_parser(sub: Any) -> None:
                     help="torch.compile mode: default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs")
     rg.add_argument("--compile-option", action="append", metavar="NAME=VALUE",
                     help="an Inductor option, e.g. epilogue_fusion=true (repeatable)")
+    rg.add_argument("--compile-scope", default="model", choices=("model", "parts"),
+                    help="what --compile applies to: the whole model (default) or only the norms and MLPs around "
+                         "the scan (Inductor fuses their elementwise chains; the scan backend runs as it is)")
     rg.add_argument("--n-layers", type=int, default=None, help="keep only the first N layers")
     rg.add_argument("--no-cache", action="store_true", help="decode without the KV/SSM cache")
     rg.add_argument("--decoder", default="generate", choices=("generate", "static"),

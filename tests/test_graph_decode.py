@@ -172,3 +172,12 @@ def test_unsupported_models_and_inputs_are_refused(model):
 
 def test_bucket_lengths():
     assert [bucket_length(n) for n in (1, 64, 65, 528, 640, 1024, 1025)] == [64, 64, 128, 1024, 1024, 1024, 2048]
+
+
+@torch.no_grad()
+def test_one_new_token_is_the_prefills_and_builds_no_decoder(model):
+    detach(model)
+    ids, mask = _batch(2 * CHUNK + 3, CHUNK + 1, seed=40)
+    got = _check_against_transformers(model, ids, mask, n=1)
+    assert got.shape == (2, ids.shape[1] + 1)
+    assert not getattr(model, "_ssmboard_graph_decoders", None)  # time to first token: no decoder state built

@@ -245,7 +245,7 @@ def test_unknown_backend_and_unsupported_model_are_refused():
 
 def _spec(**kw):
     base = dict(model="embedded:tiny-bamba", scan="reference", chunk_size=None, dtype="float32",
-                compile=None, compile_options=None, n_layers=None, use_cache=True)
+                compile=None, compile_options=None, compile_scope="model", n_layers=None, use_cache=True)
     base.update(kw)
     return types.SimpleNamespace(**base)
 
@@ -322,6 +322,26 @@ def test_config_from_a_json_file_is_random_init_with_a_fixed_seed(tmp_path):
     assert type(a).__name__ == "BambaForCausalLM" and len(a.model.layers) == 2 and len(c.model.layers) == 3
     assert torch.equal(a.model.layers[0].mamba.in_proj.weight, b.model.layers[0].mamba.in_proj.weight)
     assert len(tok) <= 300
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_compile_scope_parts_compiles_norms_and_mlps_only_and_matches_eager():
+    from ssmboard.variants.compile import fusable_parts
+    from ssmboard.variants.graph_decode import generate
+
+    torch._dynamo.reset()
+    eager, _ = build(_spec(n_layers=4, chunk_size=16))
+    parts, _ = build(_spec(n_layers=4, chunk_size=16, compile="default", compile_scope="parts"))
+    fused = fusable_parts(parts)
+    names = {type(m).__name__ for m in fused}
+    assert names == {"BambaRMSNorm", "BambaRMSNormGated", "BambaMLP"}, names
+    assert all(m._compiled_call_impl is not None for m in fused)
+    assert parts._compiled_call_impl is None and parts.model.layers[0].mamba._compiled_call_impl is None
+    ids = torch.randint(3, 250, (1, 3 * 16 + 5), generator=torch.Generator().manual_seed(8))
+    assert (eager(ids).logits - parts(ids).logits).abs().max().item() <= TOL
+    assert torch.equal(eager.generate(ids, max_new_tokens=4, do_sample=False),
+                       generate(parts, ids, max_new_tokens=4))  # compiled parts inside the static decoder
 
 
 @pytest.mark.slow

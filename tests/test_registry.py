@@ -9,6 +9,7 @@ import pytest
 import ssmboard
 from ssmboard.errors import SpecError, SsmboardError, UnknownBackendError, VariantConflictError, VariantNotFoundError
 from ssmboard.registry.spec import VariantSpec, make_spec
+from ssmboard.registry.builtins import builtin_specs
 from ssmboard.variants.backends import list_scans
 
 
@@ -102,6 +103,20 @@ def test_bad_compile_options():
         VariantSpec(name="v", compile="default", compile_options={"bad name": 1})
 
 
+def test_compile_scope():
+    with pytest.raises(SpecError, match="compile is None"):
+        VariantSpec(name="v", compile_scope="parts")
+    with pytest.raises(SpecError, match="compile_scope"):
+        VariantSpec(name="v", compile="default", compile_scope="layers")
+    whole = VariantSpec(name="v", compile="default")
+    parts = whole.replace(compile_scope="parts")
+    assert whole.compile_scope == "model" and "compile_scope" not in whole.computational_dict()
+    assert parts.computational_dict()["compile_scope"] == "parts" and parts.fingerprint != whole.fingerprint
+    assert VariantSpec.from_dict(parts.to_dict()) == parts
+    fast = {s.name: s for s in builtin_specs()}["triton-fast"]
+    assert (fast.scan, fast.compile_scope, fast.decoder) == ("triton", "parts", "static")
+
+
 def test_bad_model_and_flags():
     with pytest.raises(SpecError, match="model"):
         VariantSpec(name="v", model="")
@@ -169,7 +184,7 @@ def test_fingerprint_stable_across_processes(python_process):
 # -- store-backed API ----------------------------------------------------------------------
 EXPECTED_BUILTINS = {
     "reference-c16", "reference-c32", "reference-c64", "reference-c128", "reference-c256",
-    "sequential", "independent-c64", "reference-compiled", "triton-c64", "triton-independent-c64",
+    "sequential", "independent-c64", "reference-compiled", "triton-c64", "triton-independent-c64", "triton-fast",
 }
 
 

@@ -98,11 +98,13 @@ def _measure(evaluator, model, tokenizer, point: dict, params: dict, summary: Ru
 
 def _own_chunk_size(spec, build, device) -> int | None:
     """The chunk size the model's config gives, for suites whose prompt lengths count chunks."""
-    light = dataclasses.replace(spec, scan="reference", compile=None, compile_options={}, n_layers=1, use_cache=False)
+    light = dataclasses.replace(spec, scan="reference", compile=None, compile_options={}, compile_scope="model",
+                                n_layers=1, use_cache=False)
     model, _ = build(light, device="meta")  # the config is all we need: no weights are made
     return model_chunk_size(model)
 
 
 def _context(spec, chunk: int | None, suite: str) -> dict[str, Any]:
-    return {"chunk_size": chunk, "dtype": spec.dtype, "compile": spec.compile, "n_layers": spec.n_layers,
+    return {"chunk_size": chunk, "dtype": spec.dtype, "compile": spec.compile,
+            "compile_scope": spec.compile_scope, "n_layers": spec.n_layers,
             "scan": spec.scan, "decoder": spec.decoder, "suite": suite, "fingerprint": spec.fingerprint}

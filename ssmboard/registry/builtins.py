@@ -35,6 +35,11 @@ def builtin_specs() -> list[VariantSpec]:
         VariantSpec(name="triton-independent-c64", scan="triton-independent", chunk_size=64,
                     description="fused Triton kernels, zero state entering each 64-token chunk (needs a GPU)",
                     tags=("builtin", "approximate", "gpu")),
+        VariantSpec(name="triton-fast", scan="triton", chunk_size=64, compile="default", compile_scope="parts",
+                    decoder="static",
+                    description="the fastest exact setup on a GPU: Triton scan, norms and MLPs compiled, "
+                                "greedy decoding replayed as one CUDA graph per token",
+                    tags=("builtin", "exact", "gpu", "compiled")),
     ]
     return specs
 

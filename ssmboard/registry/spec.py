@@ -115,6 +115,18 @@ def _validate_decoder(decoder: Any) -> str:
     return decoder
 
 
+COMPILE_SCOPES = ("model", "parts")
+
+
+def _validate_compile_scope(scope: Any) -> str:
+    if scope is None:
+        return "model"
+    if scope not in COMPILE_SCOPES:
+        raise SpecError(f"unknown compile_scope {scope!r}; use 'model' (torch.compile the whole model) or 'parts' "
+                        "(compile the norms and MLPs around the scan, leaving the scan backend eager)")
+    return scope
+
+
 def _validate_compile(mode: Any) -> str | None:
     if mode is None:
         return None
@@ -215,6 +227,9 @@ class VariantSpec:
     dtype: str = "float32"
     compile: str | None = None
     compile_options: tuple[tuple[str, OptionValue], ...] = ()
+    # what compile applies to: "model" (the whole model) or "parts" (ssmboard.variants.compile.fusable_parts:
+    # norms and MLPs, so Inductor fuses their elementwise chains while the scan backend runs as it is)
+    compile_scope: str = "model"
     n_layers: int | None = None
     use_cache: bool = True
     # "generate": transformers' generate loop; "static": ssmboard.variants.graph_decode (greedy,
@@ -232,6 +247,7 @@ class VariantSpec:
             "dtype": _validate_dtype(self.dtype),
             "compile": _validate_compile(self.compile),
             "compile_options": _validate_compile_options(self.compile_options),
+            "compile_scope": _validate_compile_scope(self.compile_scope),
             "n_layers": _validate_n_layers(self.n_layers),
             "use_cache": _validate_bool("use_cache", self.use_cache),
             "decoder": _validate_decoder(self.decoder),
@@ -243,6 +259,9 @@ class VariantSpec:
                 "compile_options are given but compile is None: set compile (e.g. 'default' or "
                 "'max-autotune') or drop the options"
             )
+        if norm["compile_scope"] != "model" and norm["compile"] is None:
+            raise SpecError(f"compile_scope is {norm['compile_scope']!r} but compile is None: set compile "
+                            "(e.g. 'default') or drop compile_scope")
         for key, value in norm.items():
             object.__setattr__(self, key, value)
 
@@ -290,6 +309,7 @@ class VariantSpec:
             "dtype": self.dtype,
             "compile": self.compile,
             "compile_options": dict(self.compile_options),
+            "compile_scope": self.compile_scope,
             "n_layers": self.n_layers,
             "use_cache": self.use_cache,
             "decoder": self.decoder,
@@ -302,6 +322,8 @@ class VariantSpec:
         d = {k: v for k, v in self.to_dict().items() if k not in METADATA_FIELDS}
         if d["decoder"] == "generate":  # the default, left out so fingerprints made before the field stay
             del d["decoder"]
+        if d["compile_scope"] == "model":  # likewise
+            del d["compile_scope"]
         return d
 
     @property

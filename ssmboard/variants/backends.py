@@ -22,6 +22,9 @@ class Backend:
     needs_gpu: bool = False
     description: str = ""
     native: bool = False  # True: leave the model's own mixer in place (the baseline to beat)
+    # "module:function" of a fused causal conv + SiLU for prefill (triton.conv.causal_conv1d's
+    # signature); empty: the mixer's PyTorch conv1d
+    conv: str = ""
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -33,8 +36,11 @@ def register_backend(backend: Backend) -> Backend:
     return backend
 
 
-def _builtin(name: str, module: str, exact: bool, needs_gpu: bool, description: str) -> None:
-    register_backend(Backend(name, f"{module}:scan", f"{module}:step", exact, needs_gpu, description))
+def _builtin(name: str, module: str, exact: bool, needs_gpu: bool, description: str, conv: str = "") -> None:
+    register_backend(Backend(name, f"{module}:scan", f"{module}:step", exact, needs_gpu, description, conv=conv))
+
+
+_TRITON_CONV = "ssmboard.variants.triton.conv:causal_conv1d"
 
 
 _builtin("sequential", "ssmboard.variants.scans.sequential", True, False,
@@ -44,9 +50,9 @@ _builtin("reference", "ssmboard.variants.scans.reference", True, False,
 _builtin("independent", "ssmboard.variants.scans.independent", False, False,
          "chunked PyTorch, each chunk starts from a zero state: exact in chunk 0, approximate after")
 _builtin("triton", "ssmboard.variants.triton.ssd", True, True,
-         "fused Triton SSD kernels")
+         "fused Triton SSD kernels (and a fused causal conv + SiLU for prefill)", conv=_TRITON_CONV)
 _builtin("triton-independent", "ssmboard.variants.triton.ssd_independent", False, True,
-         "fused Triton SSD kernels, zero state entering each chunk")
+         "fused Triton SSD kernels, zero state entering each chunk (and the fused conv)", conv=_TRITON_CONV)
 register_backend(Backend("transformers", "", "", True, False,
                          "the model's own transformers mixer, unpatched: its torch fallback, or mamba_ssm's "
                          "kernels when those are importable", native=True))
@@ -76,6 +82,12 @@ def _load(target: str, name: str) -> Callable:
 def get_scan(name: str) -> Callable:
     """The scan function of backend ``name`` (see design.md for its signature)."""
     return _load(get_backend(name).scan, name)
+
+
+def get_conv(name: str) -> Callable | None:
+    """The fused prefill conv of backend ``name``, or None where the mixer's PyTorch conv is used."""
+    target = get_backend(name).conv
+    return _load(target, name) if target else None
 
 
 def get_step(name: str) -> Callable:

@@ -102,5 +102,6 @@ def build(spec: Any, device: Any = None) -> tuple[Any, Any]:
         model.config.use_cache = bool(use_cache)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.use_cache = bool(use_cache)
-    compile_model(model, getattr(spec, "compile", None), getattr(spec, "compile_options", None))
+    compile_model(model, getattr(spec, "compile", None), getattr(spec, "compile_options", None),
+                  scope=getattr(spec, "compile_scope", None) or "model")
     return model, tokenizer

@@ -1,11 +1,21 @@
-"""torch.compile with a variant's mode and options.
+"""torch.compile with a variant's mode, options and scope.
 
 torch.compile refuses ``mode`` and ``options`` together. A spec may give both (say
 ``max-autotune`` plus ``epilogue_fusion``), so the mode is expanded into its Inductor options
 (``torch._inductor.list_mode_options``) and the spec's own options are laid on top: the
-explicit options win. The model is compiled in place with ``nn.Module.compile`` (only this
+explicit options win. Modules are compiled in place with ``nn.Module.compile`` (only this
 instance's call is compiled; ``generate`` and attribute access keep working, the class is
-untouched).
+untouched, state_dict keys are unchanged).
+
+Scope ``model`` compiles the whole model. Scope ``parts`` compiles only
+:func:`fusable_parts`: outside the scan a Mamba2-family layer spends its non-matrix time in
+chains of small elementwise kernels (RMSNorm in float32, the gated RMSNorm, SiLU times the up
+projection), each reading and writing the whole activation, and Inductor fuses each chain
+into one kernel. Compiling the whole model instead also traces the scan backend (a Triton
+launcher, transformers' cache objects) and recompiles per prompt length; the parts keep
+every backend usable and each compiled graph small, and they are captured as they are by
+the static decoder's CUDA graph. (H200, 4-layer Bamba-9B shape, 2048-token prefill: 218
+kernels / 9.9 ms of kernel time eager, 121 / 8.0 ms with the parts compiled.)
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ from ssmboard.errors import SpecError
 
 NO_COMPILE = (None, False, "", "none", "off", "eager")
 MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+SCOPES = ("model", "parts")
 
 
 def compile_options(options: Any) -> dict[str, Any]:
@@ -32,23 +43,59 @@ def compile_options(options: Any) -> dict[str, Any]:
         raise SpecError(f"compile_options must be a mapping or a sequence of (name, value) pairs, got {options!r}") from None
 
 
-def compile_model(model: nn.Module, mode: Any, options: Any = None) -> nn.Module:
-    """Compile ``model`` in place with ``mode`` ("default", "max-autotune", ...; True = "default")."""
+def fusable_parts(model: nn.Module) -> list[nn.Module]:
+    """The norms (plain and gated) and gated MLPs of ``model``: elementwise chains around matmuls."""
+    parts = []
+    for module in model.modules():
+        name = type(module).__name__
+        if name.endswith(("RMSNorm", "RMSNormGated")) or all(
+                hasattr(module, a) for a in ("gate_proj", "up_proj", "down_proj")):
+            parts.append(module)
+    return parts
+
+
+def _compile_kwargs(mode: Any, options: Any) -> dict[str, Any] | None:
+    """``nn.Module.compile`` keyword arguments for a spec's mode and options; None: do not compile."""
     if mode in NO_COMPILE:
         if compile_options(options):
             raise SpecError("compile_options are set but compile is off; set compile to a mode such as 'default'")
-        return model
+        return None
     if mode is True:
         mode = "default"
     if mode not in MODES:
         raise SpecError(f"unknown torch.compile mode {mode!r}; use one of {', '.join(MODES)} or none")
     opts = compile_options(options)
     if not opts:
-        model.compile(mode=mode)
-        return model
+        return {"mode": mode}
     import torch._inductor
 
     merged = dict(torch._inductor.list_mode_options(mode)) if mode != "default" else {}
     merged.update(opts)
-    model.compile(options=merged)
+    return {"options": merged}
+
+
+def compile_model(model: nn.Module, mode: Any, options: Any = None, scope: str = "model") -> nn.Module:
+    """Compile ``model`` (scope "model") or its :func:`fusable_parts` (scope "parts") in place."""
+    if scope not in SCOPES:
+        raise SpecError(f"unknown compile scope {scope!r}; use one of {', '.join(SCOPES)}")
+    kwargs = _compile_kwargs(mode, options)
+    if kwargs is None:
+        if scope != "model":
+            raise SpecError(f"compile scope {scope!r} needs a compile mode such as 'default'")
+        return model
+    targets = [model] if scope == "model" else fusable_parts(model)
+    if scope == "parts":
+        if not targets:
+            raise SpecError(f"compile scope 'parts' found no norm or gated MLP to compile in {type(model).__name__}")
+        import torch._dynamo
+
+        # the parts share a few forward functions (one per class); each instance and input shape
+        # (prefill lengths, the one-token decode) may add a cache entry to the same function, and
+        # Dynamo runs a function eagerly once its entries pass the limit (8 by default)
+        limit = max(64, 4 * len(targets))
+        for name in ("recompile_limit", "cache_size_limit"):
+            if hasattr(torch._dynamo.config, name) and getattr(torch._dynamo.config, name) < limit:
+                setattr(torch._dynamo.config, name, limit)
+    for module in targets:
+        module.compile(**kwargs)
     return model

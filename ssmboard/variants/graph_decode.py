@@ -444,10 +444,13 @@ def generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Te
         if bool(attention_mask.all()):
             attention_mask = None
     total = length + max_new_tokens
-    decoder = attach(model, batch, total, use_graph=use_graph)
+    decoder = attach(model, batch, total, use_graph=use_graph) if max_new_tokens > 1 else None
     cache, last = prefill(model, input_ids, attention_mask)
     banned = eos_mask(model, last.shape[-1], device) if ban_eos else None
     first = (last.masked_fill(banned, float("-inf")) if banned is not None else last).argmax(dim=-1)
+    if decoder is None:  # one token is the prefill's: no state to hand to a decoder (time to first token)
+        tokens = torch.cat([input_ids, first[:, None]], dim=1)
+        return (tokens, last.float()[:, None]) if return_logits else tokens
     decoder.load(cache, input_ids, attention_mask, first, banned)
     del cache
     logits = None

@@ -75,7 +75,7 @@ class ScanMixer(nn.Module):
     """
 
     def __init__(self, original: nn.Module, scan_name: str, scan: Callable, step: Callable,
-                 chunk_size: int) -> None:
+                 chunk_size: int, conv: Callable | None = None) -> None:
         super().__init__()
         for name in _SHARED:
             value = getattr(original, name)
@@ -95,18 +95,20 @@ class ScanMixer(nn.Module):
         self.chunk_size = chunk_size
         self._scan = scan
         self._step = step
+        self._fused_conv = conv
 
     @classmethod
     def from_mixer(cls, original: nn.Module, scan_name: str, chunk_size: int | None) -> "ScanMixer":
-        from ssmboard.variants.backends import get_scan, get_step
+        from ssmboard.variants.backends import get_conv, get_scan, get_step
 
         if isinstance(original, ScanMixer):  # re-patching swaps the backend only
             chunk = chunk_size or original.chunk_size
             original.scan_name, original.chunk_size = scan_name, chunk
             original._scan, original._step = get_scan(scan_name), get_step(scan_name)
+            original._fused_conv = get_conv(scan_name)
             return original
         return cls(original, scan_name, get_scan(scan_name), get_step(scan_name),
-                   int(chunk_size or original.chunk_size))
+                   int(chunk_size or original.chunk_size), get_conv(scan_name))
 
     def extra_repr(self) -> str:
         return (f"scan={self.scan_name!r}, chunk_size={self.chunk_size}, heads={self.num_heads}x{self.head_dim}, "
@@ -125,6 +127,10 @@ class ScanMixer(nn.Module):
         if cache is not None:
             xBC = cache.update_conv_state(xBC, self.layer_idx, conv_kernel_size=self.conv_kernel_size)
         length = xBC.shape[-1]
+        if self._fused_conv is not None and self.activation in ("silu", "swish"):
+            # (b, seq_len, conv_dim) straight from the kernel; returned as the (b, conv_dim, L) view
+            return self._fused_conv(xBC, weight, bias, last=seq_len if cache is not None else length,
+                                    silu=True).to(xBC.dtype).transpose(1, 2)
         out = F.conv1d(xBC.to(weight.dtype), weight, bias, padding=weight.shape[-1] - 1,
                        groups=self.conv_dim)[:, :, :length]
         out = self.act(out).to(xBC.dtype)
