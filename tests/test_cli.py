@@ -199,3 +199,13 @@ def test_register_with_the_static_decoder(capsys):
     with pytest.raises(SystemExit) as exc:  # argparse refuses an unknown decoder with exit 2
         main(["variants", "register", "x", "--decoder", "graphs"])
     assert exc.value.code == 2
+
+
+def test_register_with_compile_scope_parts(capsys):
+    code, out, err = run(capsys, "variants", "register", "tri-parts", "--scan", "triton", "--compile", "default",
+                         "--compile-scope", "parts", "--json")
+    assert code == 0, err
+    assert json.loads(out)["compile_scope"] == "parts"
+    code, out, err = run(capsys, "variants", "register", "no-mode", "--compile-scope", "parts")
+    assert code == 2 and "compile is None" in err  # a scope without a mode: one-line user error
+    assert run(capsys, "variants", "show", "no-mode")[0] != 0
