@@ -103,28 +103,20 @@ def _validate_dtype(dtype: Any) -> str:
     raise SpecError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
 
 
-DECODERS = ("generate", "static")
+# choice fields: the allowed values (the first is the default, also for None) and what each means
+DECODERS = {"generate": "transformers' generate loop",
+            "static": "ssmboard's static-buffer greedy decoder, one CUDA graph per token on a GPU"}
+COMPILE_SCOPES = {"model": "torch.compile the whole model",
+                  "parts": "compile the norms and MLPs around the scan, leaving the scan backend eager"}
 
 
-def _validate_decoder(decoder: Any) -> str:
-    if decoder is None:
-        return "generate"
-    if decoder not in DECODERS:
-        raise SpecError(f"unknown decoder {decoder!r}; use 'generate' (transformers' generate loop) or 'static' "
-                        "(ssmboard's static-buffer greedy decoder, one CUDA graph per token on a GPU)")
-    return decoder
-
-
-COMPILE_SCOPES = ("model", "parts")
-
-
-def _validate_compile_scope(scope: Any) -> str:
-    if scope is None:
-        return "model"
-    if scope not in COMPILE_SCOPES:
-        raise SpecError(f"unknown compile_scope {scope!r}; use 'model' (torch.compile the whole model) or 'parts' "
-                        "(compile the norms and MLPs around the scan, leaving the scan backend eager)")
-    return scope
+def _validate_choice(field_name: str, value: Any, choices: dict[str, str]) -> str:
+    if value is None:
+        return next(iter(choices))
+    if value not in choices:
+        options = " or ".join(f"{k!r} ({v})" for k, v in choices.items())
+        raise SpecError(f"unknown {field_name} {value!r}; use {options}")
+    return value
 
 
 def _validate_compile(mode: Any) -> str | None:
@@ -247,10 +239,10 @@ class VariantSpec:
             "dtype": _validate_dtype(self.dtype),
             "compile": _validate_compile(self.compile),
             "compile_options": _validate_compile_options(self.compile_options),
-            "compile_scope": _validate_compile_scope(self.compile_scope),
+            "compile_scope": _validate_choice("compile_scope", self.compile_scope, COMPILE_SCOPES),
             "n_layers": _validate_n_layers(self.n_layers),
             "use_cache": _validate_bool("use_cache", self.use_cache),
-            "decoder": _validate_decoder(self.decoder),
+            "decoder": _validate_choice("decoder", self.decoder, DECODERS),
             "description": _validate_description(self.description),
             "tags": _validate_tags(self.tags),
         }
