@@ -18,7 +18,15 @@ def _version() -> str:
         from importlib.metadata import version
 
         return version("ssmboard")
-    except Exception:  # not installed (a bare checkout on sys.path)
+    except Exception:  # not installed: a checkout on sys.path (e.g. scripts run on a GPU box)
+        pass
+    try:
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return tomllib.loads(pyproject.read_text())["project"]["version"] + "+source"
+    except Exception:  # no readable pyproject beside the package either
         return "0.0.0+unknown"
 
 

@@ -209,3 +209,19 @@ def test_register_with_compile_scope_parts(capsys):
     code, out, err = run(capsys, "variants", "register", "no-mode", "--compile-scope", "parts")
     assert code == 2 and "compile is None" in err  # a scope without a mode: one-line user error
     assert run(capsys, "variants", "show", "no-mode")[0] != 0
+
+
+def test_version_of_an_uninstalled_checkout_comes_from_pyproject(monkeypatch):
+    """Benchmark scripts run from a source tree on GPU boxes: their rows still name the version."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    import ssmboard
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    want = tomllib.loads((Path(ssmboard.__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert ssmboard._version() == want["project"]["version"] + "+source"
