@@ -6,8 +6,9 @@ original's own submodules and parameters under the same names (no weight is copi
 ``state_dict`` keys are unchanged), and reproduces transformers' torch path step by step:
 padding mask, projection, causal conv (with the conv cache), scan, gated RMSNorm, output
 projection. Only the scan (prefill, chunked) and the one-token decode step are swapped for a
-named backend, so that with the exact ``reference`` backend the patched model gives the
-unpatched model's outputs.
+named backend (plus the prefill's causal conv + SiLU where the backend brings a fused one, as
+the triton backends do), so that with the exact ``reference`` backend the patched model gives
+the unpatched model's outputs.
 
 Precision: the scan returns y in the activations' dtype (the scan interface), as mamba_ssm's
 kernels do; transformers' torch fallback instead hands a float32 y to the gated norm. So in
