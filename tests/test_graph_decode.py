@@ -181,3 +181,110 @@ def test_one_new_token_is_the_prefills_and_builds_no_decoder(model):
     got = _check_against_transformers(model, ids, mask, n=1)
     assert got.shape == (2, ids.shape[1] + 1)
     assert not getattr(model, "_ssmboard_graph_decoders", None)  # time to first token: no decoder state built
+
+
+# -- the fused Triton step (ssmboard.variants.triton.decode), on Triton's CPU interpreter ----------
+@pytest.fixture()
+def triton_model(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    torch.manual_seed(0)
+    return apply_scan(tiny_bamba(n_groups=2), "triton")
+
+
+@torch.no_grad()
+def test_fused_step_matches_transformers_greedy_decode(triton_model):
+    from ssmboard.variants.graph_decode import fusable
+
+    assert fusable(triton_model)
+    ids = _prompt(2 * CHUNK + 5, seed=70)  # ragged: the conv ring starts at an odd slot
+    _check_against_transformers(triton_model, ids, n=10)
+    (decoder,) = triton_model._ssmboard_graph_decoders.values()
+    assert decoder.fused
+
+
+@torch.no_grad()
+def test_fused_step_left_padded_batch(triton_model):
+    ids, mask = _batch(2 * CHUNK + 3, CHUNK + 6, seed=71)  # groups 2, rows of different lengths
+    _check_against_transformers(triton_model, ids, mask, n=8)
+
+
+@torch.no_grad()
+def test_fused_and_unfused_steps_agree_state_for_state(triton_model):
+    """The fused step keeps the conv inputs as a ring; read back in transformers' order, every
+    state equals the unfused step's (the model's own modules) after the same tokens."""
+    from ssmboard.variants.graph_decode import _output_cache
+    from ssmboard.variants.triton.decode import conv_state_from_ring
+
+    ids = _prompt(CHUNK + 2, seed=72)
+    out = triton_model(ids, use_cache=True)
+    first = out.logits[:, -1].argmax(-1)
+    fused, plain = GraphDecoder(triton_model, 1, 64, fused=True), GraphDecoder(triton_model, 1, 64, fused=False)
+    assert fused.fused and not plain.fused
+    for dec in (fused, plain):
+        dec.load(_output_cache(out), ids, None, first)
+        dec.advance(5)
+    assert torch.equal(fused.tokens, plain.tokens)
+    assert (fused.logits - plain.logits).abs().max().item() <= TOL
+    for i in plain.conv:
+        assert (conv_state_from_ring(fused.conv[i], fused.host_pos) - plain.conv[i]).abs().max().item() <= TOL
+        assert (fused.ssm[i] - plain.ssm[i]).abs().max().item() <= TOL
+    for i in plain.k:
+        assert (fused.k[i] - plain.k[i]).abs().max().item() <= TOL
+        assert (fused.v[i] - plain.v[i]).abs().max().item() <= TOL
+
+
+def test_fused_step_is_refused_without_triton_backend(model):
+    from ssmboard.variants.graph_decode import fusable
+
+    assert not fusable(model)  # reference scan
+    with pytest.raises(SsmboardError, match="fused"):
+        GraphDecoder(model, 1, 64, fused=True)
+
+
+def test_fused_kernels_alone(monkeypatch):
+    """argmax with banned ids and first-index ties; the Mamba step with groups, no conv bias and
+    a dt limit against PyTorch in float64 terms; the conv ring round trip."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    import torch.nn.functional as F
+
+    from ssmboard.variants.triton import decode
+
+    gen = torch.Generator().manual_seed(3)
+    b, V = 3, 4500
+    logits = torch.randn(b, V, generator=gen)
+    logits[2, 17] = logits[2, 3000] = logits[2].max() + 1  # a tie: the first index wins
+    banned = torch.zeros(V, dtype=torch.bool)
+    banned[logits[0].argmax()] = True
+    tokens = torch.zeros(b, 9, dtype=torch.long)
+    pos = torch.tensor([5])
+    decode.argmax_into(logits, banned, tokens, pos, decode.argmax_scratch(b, V, "cpu"))
+    assert torch.equal(tokens[:, 6], logits.masked_fill(banned, float("-inf")).argmax(-1))
+    assert tokens[2, 6] == 17 and not tokens[:, :6].any() and not tokens[:, 7:].any()
+
+    h, p, g, n, k, L = 6, 8, 3, 16, 4, 2  # a prompt shorter than the conv
+    i = h * p
+    c = i + 2 * g * n
+    proj = torch.randn(b, 2 * i + 2 * g * n + h, generator=gen)
+    w = torch.randn(c, 1, k, generator=gen)
+    conv_state = torch.randn(b, c, k, generator=gen)
+    ring = decode.ring_from_conv_state(conv_state, L).contiguous()
+    state = torch.randn(b, h, p, n, generator=gen)
+    A_log, D, dt_bias = torch.randn(h, generator=gen), torch.randn(h, p, generator=gen), torch.randn(h, generator=gen)
+    want_state = state.double()
+    y = torch.empty(b, h * p)
+    limit = (0.05, 0.6)
+    decode.mamba_step(proj, ring, w, None, torch.tensor([L]), state, A_log, D, dt_bias, y, heads=h, head_dim=p,
+                      groups=g, d_state=n, intermediate=i, dt_limit=limit)
+    _, xBC, dt = proj.double().split([i, c, h], -1)
+    full = torch.cat([conv_state.double(), xBC[:, :, None]], -1)
+    act = F.silu(F.conv1d(full, w.double(), None, groups=c)[:, :, -1])
+    x, B, C = act.split([i, g * n, g * n], -1)
+    dtv = F.softplus(dt + dt_bias.double()).clamp(*limit)
+    x = x.view(b, h, p)
+    B, C = (t.view(b, g, n).repeat_interleave(h // g, 1) for t in (B, C))
+    want_state = want_state * torch.exp(-dtv * torch.exp(A_log.double()))[:, :, None, None] \
+        + (dtv[:, :, None] * x)[..., None] * B[:, :, None, :]
+    want_y = (want_state * C[:, :, None, :]).sum(-1) + D.double()[None] * x
+    assert (state.double() - want_state).abs().max().item() <= 1e-4
+    assert (y.view(b, h, p).double() - want_y).abs().max().item() <= 1e-4
+    assert torch.equal(decode.conv_state_from_ring(ring, L + 1), full[:, :, 1:].float())

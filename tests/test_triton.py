@@ -99,15 +99,13 @@ def test_odd_sizes_and_several_channel_blocks(p, n, g):
     assert _rel(state, ref_state) <= 1e-5
 
 
-@pytest.mark.parametrize("seg,block_l,g,pn", [(32, 16, 1, True), (48, 16, 2, True), (64, 32, 1, True),
-                                               (32, 16, 2, False), (1 << 20, 32, 1, False)])
-def test_segment_parallel_exact_scan(seg, block_l, g, pn):
-    """Long sequences run as three launches (segment states, state passing, outputs);
-    pn=False is the kernel that keeps the state as (d_state x head_dim)."""
+@pytest.mark.parametrize("seg,block_l,g", [(32, 16, 1), (48, 16, 2), (64, 32, 1), (32, 16, 2), (1 << 20, 32, 1)])
+def test_segment_parallel_exact_scan(seg, block_l, g):
+    """Long sequences run as three launches (segment states, state passing, outputs)."""
     L = 3 * min(seg, 32) + 5
     inp = _inputs(2, L, H, P, g, N, seed=seg + g, D2=True)
     init = torch.randn(2, H, P, N)
-    cfg = dict(SEG=seg, BLOCK_L=block_l, PN=pn)
+    cfg = dict(SEG=seg, BLOCK_L=block_l)
     y, fs = _launch.run_scan(**inp, chunk_size=64, initial_state=init, return_final_state=True, config=cfg)
     y_ref, fs_ref = sequential.scan(**inp, initial_state=init, return_final_state=True)
     assert _rel(y, y_ref) <= 1e-4 and _rel(fs, fs_ref) <= 1e-4

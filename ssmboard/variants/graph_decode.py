@@ -151,6 +151,31 @@ def check_model(model: nn.Module) -> None:
                             "use model.generate for this model")
 
 
+_FUSED_SCANS = ("triton", "triton-independent")  # both decode with the exact Triton step
+
+
+def fusable(model: nn.Module) -> bool:
+    """True when :class:`GraphDecoder` can run ``model``'s token with the fused Triton kernels
+    (``ssmboard.variants.triton.decode``): every Mamba layer on a triton backend with SiLU conv
+    activation and the gated norm (Bamba's), no muP multipliers, and the model on a CUDA
+    device (or Triton's interpreter asked for, as in the tests)."""
+    from ssmboard.variants.triton._kernels import interpreting
+
+    layers = list(model.model.layers)
+    emb = model.model.embed_tokens.weight
+    if emb.device.type != "cuda" and not interpreting():
+        return False
+    for layer in layers:
+        m = getattr(layer, "mamba", None)
+        if m is None:
+            continue
+        if not (isinstance(m, ScanMixer) and m.scan_name in _FUSED_SCANS and m.activation in ("silu", "swish")
+                and m.gated_norm and m.ssm_in_multiplier is None and m.mup_vector is None
+                and m.conv1d.weight.shape[-1] >= 2):
+            return False
+    return True
+
+
 def _fingerprint(model: nn.Module) -> tuple:
     """Changes when a captured graph would be stale: weights moved or cast, backend swapped."""
     steps = tuple((id(m._step), m.scan_name) for m in model.modules() if isinstance(m, ScanMixer))
@@ -180,7 +205,8 @@ class GraphDecoder:
     tokens the argmax may not pick (EOS under ``ban_eos``).
     """
 
-    def __init__(self, model: nn.Module, batch_size: int, max_len: int, use_graph: bool | None = None) -> None:
+    def __init__(self, model: nn.Module, batch_size: int, max_len: int, use_graph: bool | None = None,
+                 fused: bool | None = None) -> None:
         check_model(model)
         if batch_size < 1 or max_len < 2:
             raise SsmboardError(f"GraphDecoder needs batch_size >= 1 and max_len >= 2, got {batch_size}, {max_len}")
@@ -191,8 +217,12 @@ class GraphDecoder:
         self.use_graph = (self.device.type == "cuda") if use_graph is None else bool(use_graph)
         if self.use_graph and self.device.type != "cuda":
             raise SsmboardError(f"CUDA graphs need the model on a CUDA device; it is on {self.device}")
-        cfg = model.config
         b, dev = self.batch_size, self.device
+        can_fuse = fusable(model)
+        if fused and not can_fuse:
+            raise SsmboardError("fused decode steps need every Mamba layer on a triton backend (SiLU conv, gated "
+                                "norm) and a CUDA model or TRITON_INTERPRET=1")
+        self.fused = can_fuse if fused is None else bool(fused)
         self.conv: dict[int, torch.Tensor] = {}
         self.ssm: dict[int, torch.Tensor] = {}
         self.k: dict[int, torch.Tensor] = {}
@@ -216,6 +246,8 @@ class GraphDecoder:
         self.n_pad = torch.zeros(b, dtype=torch.long, device=dev)
         self.banned = torch.zeros(vocab, dtype=torch.bool, device=dev)
         self._slots = torch.arange(self.max_len, device=dev)
+        if self.fused:
+            self._init_fused()
         self.host_pos = 0  # host mirror of ``pos`` (never read back from the device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.captures = 0
@@ -225,6 +257,9 @@ class GraphDecoder:
     def step(self) -> None:
         """Decode the token at ``tokens[:, pos]``: update every static state, set ``logits``,
         write the greedy next token at ``tokens[:, pos + 1]`` and advance ``pos``."""
+        if self.fused:
+            self._step_fused()
+            return
         model = self.model.model
         token = self.tokens.index_select(1, self.pos)  # (b, 1)
         hidden = model.embed_tokens(token)  # (b, 1, H)
@@ -266,6 +301,73 @@ class GraphDecoder:
         out = F.scaled_dot_product_attention(q, kc, vc, attn_mask=mask, scale=attn.scaling)  # (b, kv, n_rep, d)
         return attn.o_proj(out.reshape(b, 1, heads * d))
 
+    # -- the fused step (triton backends): the same math in fewer kernels ------------------
+    def _init_fused(self) -> None:
+        from ssmboard.variants.triton import decode
+
+        model, b, dev = self.model.model, self.batch_size, self.device
+        self.y: dict[int, torch.Tensor] = {}
+        self.q_rot: dict[int, torch.Tensor] = {}
+        for i, layer in enumerate(model.layers):
+            if i in self.conv:
+                m = layer.mamba
+                self.y[i] = torch.empty(b, m.num_heads * m.head_dim, device=dev, dtype=self.dtype)
+            elif i in self.k:
+                a = layer.self_attn
+                self.q_rot[i] = torch.empty(b, a.q_proj.out_features // a.head_dim, a.head_dim, device=dev,
+                                            dtype=self.dtype)
+        if self.k:
+            # cos/sin of every position, from the model's own rotary module (one table lookup a token)
+            probe = torch.zeros(1, 1, 1, device=dev, dtype=self.dtype)
+            cos, sin = model.rotary_emb(probe, torch.arange(self.max_len, device=dev)[None])
+            self.cos_table, self.sin_table = cos[0].contiguous(), sin[0].contiguous()
+        self.attn_valid = torch.ones(b, self.max_len, dtype=torch.bool, device=dev)  # key mask, grown per token
+        self._argmax_scratch = decode.argmax_scratch(b, self.logits.shape[1], dev)
+        lm = self.model.lm_head
+        self._lm_direct = getattr(lm, "bias", None) is None and isinstance(getattr(lm, "weight", None), torch.Tensor)
+
+    def _step_fused(self) -> None:
+        from ssmboard.variants.triton import decode
+
+        model = self.model.model
+        b = self.batch_size
+        token = self.tokens.index_select(1, self.pos)  # (b, 1)
+        hidden = model.embed_tokens(token)  # (b, 1, H)
+        for i, layer in enumerate(model.layers):
+            residual = hidden
+            x = layer.input_layernorm(hidden)
+            if i in self.conv:
+                m = layer.mamba
+                proj = m.in_proj(x)  # (b, 1, 2I + 2GN + H)
+                y = decode.mamba_step(proj, self.conv[i], m.conv1d.weight, m.conv1d.bias, self.pos, self.ssm[i],
+                                      m.A_log, m.D, m.dt_bias, self.y[i], heads=m.num_heads, head_dim=m.head_dim,
+                                      groups=m.n_groups, d_state=m.ssm_state_size, intermediate=m.intermediate_size,
+                                      dt_limit=m.time_step_limit)
+                y = m.norm(y.view(b, 1, -1), proj[..., :m.intermediate_size])
+                x = m.out_proj(y.to(self.dtype))
+            else:
+                a = layer.self_attn
+                kc, vc = self.k[i], self.v[i]
+                d, kv = a.head_dim, kc.shape[1]
+                q = decode.rope_kv(a.q_proj(x), a.k_proj(x), a.v_proj(x), self.cos_table, self.sin_table, self.pos,
+                                   self.n_pad, self.q_rot[i], kc, vc, self.attn_valid,
+                                   heads=self.q_rot[i].shape[1], kv_heads=kv, head_dim=d)
+                heads = q.shape[1]
+                q = q.view(b, kv, heads // kv, d)  # query heads sharing a kv head as its rows (see _attend)
+                out = F.scaled_dot_product_attention(q, kc, vc, attn_mask=self.attn_valid[:, None, None, :],
+                                                     scale=a.scaling)
+                x = a.o_proj(out.reshape(b, 1, heads * d))
+            hidden = residual + x
+            hidden = hidden + layer.feed_forward(layer.pre_ff_layernorm(hidden))
+        hidden = model.final_layernorm(hidden)[:, -1]  # (b, H)
+        lm = self.model.lm_head
+        if self._lm_direct:
+            torch.mm(hidden, lm.weight.t(), out=self.logits)
+        else:
+            self.logits.copy_(lm(hidden))
+        decode.argmax_into(self.logits, self.banned, self.tokens, self.pos, self._argmax_scratch)
+        self.pos.add_(1)
+
     # -- state in and tokens out -----------------------------------------------------------
     @torch.no_grad()
     def load(self, cache: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -285,7 +387,11 @@ class GraphDecoder:
             if tuple(conv.shape) != tuple(self.conv[i].shape) or ssm.shape[-3:] != self.ssm[i].shape[-3:]:
                 raise SsmboardError(f"layer {i}: cache state shapes {tuple(conv.shape)}, {tuple(ssm.shape)} do not "
                                     f"match the decoder's {tuple(self.conv[i].shape)}, {tuple(self.ssm[i].shape)}")
-            self.conv[i].copy_(conv)
+            if self.fused:  # the fused step keeps the conv inputs as a ring (token t in slot t % K)
+                from ssmboard.variants.triton.decode import ring_from_conv_state
+                self.conv[i].copy_(ring_from_conv_state(conv, length))
+            else:
+                self.conv[i].copy_(conv)
             self.ssm[i].copy_(ssm.reshape(self.ssm[i].shape))
         for i in self.k:
             k, v = _hf_kv(cache, i)
@@ -306,6 +412,8 @@ class GraphDecoder:
             self.banned.copy_(banned)
         else:
             self.banned.zero_()
+        if self.fused:  # slots before the prompt's end as the prompt's mask says; later ones set per token
+            self.attn_valid.copy_(self.key_valid & (self._slots < length))
         self.pos.fill_(length)
         self.host_pos = length
 
@@ -354,9 +462,11 @@ class GraphDecoder:
 
 
 # -- the user-facing functions ----------------------------------------------------------------
-def attach(model: nn.Module, batch_size: int = 1, max_len: int = 2048, use_graph: bool | None = None) -> GraphDecoder:
+def attach(model: nn.Module, batch_size: int = 1, max_len: int = 2048, use_graph: bool | None = None,
+           fused: bool | None = None) -> GraphDecoder:
     """The decoder cached on ``model`` for ``batch_size`` and the bucket of ``max_len`` positions
-    (built, and on CUDA captured, on first use; rebuilt when the model changed since)."""
+    (built, and on CUDA captured, on first use; rebuilt when the model changed since).
+    ``fused`` None: the fused Triton step where :func:`fusable` says it can run."""
     check_model(model)
     decoders = model.__dict__.get(_ATTR)
     fingerprint = _fingerprint(model)
@@ -366,10 +476,11 @@ def attach(model: nn.Module, batch_size: int = 1, max_len: int = 2048, use_graph
         model.__dict__[_ATTR] = decoders  # a plain attribute: no state_dict entry, no submodule
     emb = model.model.embed_tokens.weight
     graph = (emb.device.type == "cuda") if use_graph is None else bool(use_graph)
-    key = (int(batch_size), bucket_length(max_len), emb.dtype, str(emb.device), graph)
+    fuse = fusable(model) if fused is None else bool(fused)
+    key = (int(batch_size), bucket_length(max_len), emb.dtype, str(emb.device), graph, fuse)
     decoder = decoders.get(key)
     if decoder is None:
-        decoder = GraphDecoder(model, key[0], key[1], use_graph=graph)
+        decoder = GraphDecoder(model, key[0], key[1], use_graph=graph, fused=fuse)
         if graph:
             decoder.capture()
         decoders[key] = decoder
@@ -416,7 +527,7 @@ def prefill(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Ten
 @torch.no_grad()
 def generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
              max_new_tokens: int = 16, *, ban_eos: bool = True, return_logits: bool = False,
-             use_graph: bool | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+             use_graph: bool | None = None, fused: bool | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Greedy decoding of exactly ``max_new_tokens`` tokens: a LongTensor (batch, L + max_new_tokens).
 
     ``ban_eos`` True never picks an EOS token: the same tokens as ``model.generate(...,
@@ -424,7 +535,8 @@ def generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Te
 
     With ``return_logits`` also the logits of each new token, (batch, max_new_tokens, vocab)
     float32 (the prefill's last logits first), as ``model.generate(output_logits=True)`` gives them.
-    ``use_graph`` None: CUDA graphs on a CUDA model, eager steps otherwise.
+    ``use_graph`` None: CUDA graphs on a CUDA model, eager steps otherwise. ``fused`` None: the
+    fused Triton step kernels where :func:`fusable` allows them; False: the model's own modules.
     """
     check_model(model)
     if input_ids.dim() != 2 or input_ids.shape[1] < 1:
@@ -444,7 +556,7 @@ def generate(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Te
         if bool(attention_mask.all()):
             attention_mask = None
     total = length + max_new_tokens
-    decoder = attach(model, batch, total, use_graph=use_graph) if max_new_tokens > 1 else None
+    decoder = attach(model, batch, total, use_graph=use_graph, fused=fused) if max_new_tokens > 1 else None
     cache, last = prefill(model, input_ids, attention_mask)
     banned = eos_mask(model, last.shape[-1], device) if ban_eos else None
     first = (last.masked_fill(banned, float("-inf")) if banned is not None else last).argmax(dim=-1)

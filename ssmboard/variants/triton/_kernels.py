@@ -10,7 +10,7 @@ Three kernels:
 
 ``ssd_scan_kernel``
     One program per (batch, head, block of head_dim channels, segment) walks its segment
-    of the sequence, BLOCK_L tokens at a time, and carries the (d_state x channels)
+    of the sequence, BLOCK_L tokens at a time, and carries the (channels x d_state)
     state in registers.
     For each block it forms the masked, decaying C·Bᵀ product (the within-block part),
     adds C·state (the part coming from before the block), writes y, then advances the
@@ -67,161 +67,10 @@ def ssd_scan_kernel(
     HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr, INDEPENDENT: tl.constexpr,
     MODE: tl.constexpr, LOWP: tl.constexpr, DOT_PREC: tl.constexpr, CB_UPCAST: tl.constexpr,
 ):
-    # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
-    #         (one segment: the whole exact scan; several: independent chunks).
-    # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
-    #         total decay -> dec_ptr (first pass of the segment-parallel exact scan;
-    #         launched for segments 0..NSEG-2 only).
-    # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
-    pid_bh = tl.program_id(0)
-    pid_p = tl.program_id(1)
-    seg = tl.program_id(2)
-    b = (pid_bh // H).to(tl.int64)  # batch offsets can pass 2**31 elements
-    h = pid_bh % H
-    g = h // HEADS_PER_GROUP
-
-    offs_l = tl.arange(0, BLOCK_L)
-    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
-    offs_n = tl.arange(0, BLOCK_N)
-    mask_p = offs_p < P
-    mask_n = offs_n < N
-    mask_np = mask_n[:, None] & mask_p[None, :]
-
-    A = tl.load(A_ptr + h).to(tl.float32)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + h).to(tl.float32)
-    if HAS_D:
-        Dv = tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
-
-    # state kept as (d_state, channels): both products below then need no transpose of it
-    seg_ptrs = seg_ptr + b * sS_b + seg * sS_s + h * sS_h + offs_p[None, :] * sS_p + offs_n[:, None] * sS_n
-    if MODE == 2:
-        state = tl.load(seg_ptrs, mask=mask_np, other=0.0)
-    elif MODE == 0 and HAS_INIT:
-        init_ptrs = init_ptr + b * si_b + h * si_h + offs_p[None, :] * si_p + offs_n[:, None] * si_n
-        state = tl.load(init_ptrs, mask=mask_np, other=0.0).to(tl.float32)
-        state = state * tl.where(seg == 0, 1.0, 0.0)  # later segments: independent chunks
-    else:
-        state = tl.full((BLOCK_N, BLOCK_P), 0.0, tl.float32)
-
-    causal = offs_l[:, None] >= offs_l[None, :]
-    x_base = x_ptr + b * sx_b + h * sx_h
-    dt_base = dt_ptr + b * sdt_b + h * sdt_h
-    B_base = B_ptr + b * sB_b + g * sB_g
-    C_base = C_ptr + b * sC_b + g * sC_g
-    y_base = y_ptr + b * sy_b + h * sy_h
-    seg_total = A * 0.0
-
-    first_blk = seg * (SEG // BLOCK_L)
-    last_blk = tl.minimum((L + BLOCK_L - 1) // BLOCK_L, first_blk + SEG // BLOCK_L)
-    for blk in range(first_blk, last_blk):
-        t = blk * BLOCK_L + offs_l
-        mask_t = t < L
-        if INDEPENDENT:
-            # zero state entering every chunk but the first (which keeps initial_state)
-            restart = ((blk * BLOCK_L) % CHUNK == 0) & (blk > 0)
-            state = state * tl.where(restart, 0.0, 1.0)
-
-        dt = tl.load(dt_base + t * sdt_l, mask=mask_t, other=0.0).to(tl.float32)
-        if HAS_BIAS:
-            dt = dt + bias
-        if SOFTPLUS:
-            dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
-        if HAS_LIMIT:
-            dt = tl.minimum(tl.maximum(dt, dt_lo), dt_hi)
-        dt = tl.where(mask_t, dt, 0.0)  # padded steps: no decay, no input
-        dA = dt * A
-        cs = tl.associative_scan(dA, 0, _sum_combine)  # decay from the block start to t, inclusive
-        total = tl.reduce(dA, 0, _sum_combine)
-
-        xb = tl.load(x_base + t[:, None] * sx_l + offs_p[None, :] * sx_p,
-                     mask=mask_t[:, None] & mask_p[None, :], other=0.0)
-        Bb = tl.load(B_base + t[:, None] * sB_l + offs_n[None, :] * sB_n,
-                     mask=mask_t[:, None] & mask_n[None, :], other=0.0)
-        xf = xb.to(tl.float32)
-        if CB_UPCAST:  # the CPU interpreter multiplies bfloat16 tiles wrongly (triton 3.9)
-            Bd = Bb.to(tl.float32)
-        else:
-            Bd = Bb
-
-        if MODE != 1:
-            Cb = tl.load(C_base + t[:, None] * sC_l + offs_n[None, :] * sC_n,
-                         mask=mask_t[:, None] & mask_n[None, :], other=0.0)
-            if CB_UPCAST:
-                Cd = Cb.to(tl.float32)
-            else:
-                Cd = Cb
-            # within the block: y_t = sum_{s<=t} (C_t·B_s) exp(cs_t - cs_s) dt_s x_s
-            cb = tl.dot(Cd, tl.trans(Bd), input_precision=DOT_PREC)
-            seg_decay = tl.where(causal, cs[:, None] - cs[None, :], float("-inf"))
-            w = cb * tl.exp(seg_decay) * dt[None, :]
-            # from before the block: exp(cs_t) C_t·state
-            # LOWP bits: derived operands rounded to the input type (twice the matrix rate,
-            # at some accuracy): 1 the within-block product, 2 C·state, 4 the state update
-            if (LOWP & 1) != 0:
-                if CB_UPCAST:
-                    y = tl.dot(w.to(xb.dtype).to(tl.float32), xf)
-                else:
-                    y = tl.dot(w.to(xb.dtype), xb)
-            else:
-                y = tl.dot(w, xf, input_precision=DOT_PREC)
-            if (LOWP & 2) != 0:
-                if CB_UPCAST:
-                    y_prev = tl.dot(Cd, state.to(xb.dtype).to(tl.float32))
-                else:
-                    y_prev = tl.dot(Cd, state.to(xb.dtype))
-            else:
-                y_prev = tl.dot(Cd.to(tl.float32), state, input_precision=DOT_PREC)
-            y += y_prev * tl.exp(cs)[:, None]
-            if HAS_D:
-                y += xf * Dv[None, :]
-            tl.store(y_base + t[:, None] * sy_l + offs_p[None, :] * sy_p, y.to(y_ptr.dtype.element_ty),
-                     mask=mask_t[:, None] & mask_p[None, :])
-
-        # advance the state to the block's end
-        xs = xf * (tl.exp(total - cs) * dt)[:, None]
-        if (LOWP & 4) != 0:
-            if CB_UPCAST:
-                upd = tl.dot(tl.trans(Bd), xs.to(xb.dtype).to(tl.float32))
-            else:
-                upd = tl.dot(tl.trans(Bd), xs.to(xb.dtype))
-        else:
-            upd = tl.dot(tl.trans(Bd.to(tl.float32)), xs, input_precision=DOT_PREC)
-        state = state * tl.exp(total) + upd
-        seg_total += total
-
-    if MODE == 1:
-        tl.store(seg_ptrs, state, mask=mask_np)
-        if pid_p == 0:
-            tl.store(dec_ptr + pid_bh * NSEG + seg, seg_total)
-    if MODE != 1 and STORE_FINAL:
-        # the last segment's end state is the final state (MODE 2: it started from the true state)
-        if seg == NSEG - 1:
-            final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[None, :] * sf_p + offs_n[:, None] * sf_n
-            tl.store(final_ptrs, state, mask=mask_np)
-
-
-def ssd_scan_kernel_pn(
-    x_ptr, dt_ptr, A_ptr, B_ptr, C_ptr, D_ptr, bias_ptr, init_ptr, y_ptr, final_ptr, seg_ptr, dec_ptr,
-    L, H, P, N, HEADS_PER_GROUP, CHUNK, SEG, NSEG, dt_lo, dt_hi,
-    sx_b, sx_l, sx_h, sx_p,
-    sdt_b, sdt_l, sdt_h,
-    sB_b, sB_l, sB_g, sB_n,
-    sC_b, sC_l, sC_g, sC_n,
-    sD_h, sD_p,
-    sy_b, sy_l, sy_h, sy_p,
-    si_b, si_h, si_p, si_n,
-    sf_b, sf_h, sf_p, sf_n,
-    sS_b, sS_s, sS_h, sS_p, sS_n,
-    BLOCK_L: tl.constexpr, BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr,
-    HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, HAS_LIMIT: tl.constexpr,
-    HAS_INIT: tl.constexpr, STORE_FINAL: tl.constexpr, INDEPENDENT: tl.constexpr,
-    MODE: tl.constexpr, LOWP: tl.constexpr, DOT_PREC: tl.constexpr, CB_UPCAST: tl.constexpr,
-):
-    """``ssd_scan_kernel`` with the state kept as (channels x d_state) and outputs formed
-    transposed (channels x tokens): the state is then the accumulator of its own update
-    and the register operand of C·state, and every shared-memory operand is a loaded
-    tile (or the small within-block weight matrix). Same arguments, same results.
+    """The scan (module docstring). The state is kept as (channels x d_state) and outputs are
+    formed transposed (channels x tokens): the state is then the accumulator of its own
+    update and the register operand of C·state, and every shared-memory operand is a loaded
+    tile (or the small within-block weight matrix).
     """
     # MODE 0: outputs; segment 0 starts from initial_state, later segments from zero
     #         (one segment: the whole exact scan; several: independent chunks).
@@ -241,7 +90,6 @@ def ssd_scan_kernel_pn(
     offs_n = tl.arange(0, BLOCK_N)
     mask_p = offs_p < P
     mask_n = offs_n < N
-    mask_np = mask_n[:, None] & mask_p[None, :]
 
     A = tl.load(A_ptr + h).to(tl.float32)
     if HAS_BIAS:
@@ -249,7 +97,6 @@ def ssd_scan_kernel_pn(
     if HAS_D:
         Dv = tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
 
-    # state kept as (d_state, channels): both products below then need no transpose of it
     seg_ptrs = seg_ptr + b * sS_b + seg * sS_s + h * sS_h + offs_p[:, None] * sS_p + offs_n[None, :] * sS_n
     mask_pn = mask_p[:, None] & mask_n[None, :]
     if MODE == 2:
@@ -426,6 +273,195 @@ def ssd_step_kernel(
     if HAS_D:
         y += x * tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
     tl.store(y_ptr + b * sy_b + h * sy_h + offs_p * sy_p, y.to(y_ptr.dtype.element_ty), mask=mask_p)
+
+
+def _argmax_combine_left(v1, i1, v2, i2):
+    take1 = (v1 > v2) | ((v1 == v2) & (i1 < i2))
+    return tl.where(take1, v1, v2), tl.where(take1, i1, i2)
+
+
+_argmax_combine = triton.runtime.jit.JITFunction(_argmax_combine_left)
+
+
+def mamba_decode_kernel(
+    proj_ptr, conv_ptr, cw_ptr, cb_ptr, pos_ptr, state_ptr, Alog_ptr, D_ptr, bias_ptr, y_ptr,
+    H, P, N, HEADS_PER_GROUP, G, I, K, dt_lo, dt_hi,
+    sp_b, sc_b, sc_c, sc_k, scw_c, scw_k,
+    ss_b, ss_h, ss_p, ss_n, sD_h, sD_p, sy_b,
+    BLOCK_P: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    HAS_CONV_BIAS: tl.constexpr, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+    HAS_LIMIT: tl.constexpr, ROUND: tl.constexpr,
+):
+    """One decode token of a Mamba2 mixer after its input projection, in one launch.
+
+    ``proj`` (b, 2I + 2GN + H) is the in_proj output [gate | x | B | C | dt]; the conv state
+    ``conv`` (b, I + 2GN, K) is a ring: the input of token t sits in slot t % K, and ``pos``
+    (a device scalar) is the token being decoded. Per program (batch, head, block of
+    channels): the causal conv + SiLU of its x channels and of its group's B and C from the
+    ring and the new input, the new input written into slot pos % K (x channels by their
+    program, B and C by the group's first head; the slot written is the one no tap reads),
+    dt (bias, softplus, clamp), A = -exp(A_log), the state update
+    state <- exp(dt A) state + dt x (x) B in place, and y = state C + D x.
+    """
+    pid_bh = tl.program_id(0)
+    pid_p = tl.program_id(1)
+    b = (pid_bh // H).to(tl.int64)
+    h = pid_bh % H
+    g = h // HEADS_PER_GROUP
+    offs_p = pid_p * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_k = tl.arange(0, BLOCK_K)
+    mask_p = offs_p < P
+    mask_n = offs_n < N
+    mask_k = offs_k < K
+    pos = tl.load(pos_ptr)
+    # tap j reads token pos - (K - 1) + j, kept in slot (pos + 1 + j) % K; tap K - 1 is the new input
+    slot = (pos + 1 + offs_k) % K
+    old = mask_k & (offs_k < K - 1)
+    is_new = offs_k == K - 1
+    wslot = pos % K
+    proj = proj_ptr + b * sp_b
+    ring = conv_ptr + b * sc_b
+
+    # x channels of this program
+    cx = h * P + offs_p
+    new_x = tl.load(proj + I + cx, mask=mask_p, other=0.0)
+    vx = tl.load(ring + cx[:, None] * sc_c + slot[None, :] * sc_k, mask=mask_p[:, None] & old[None, :], other=0.0)
+    vx = tl.where(is_new[None, :], new_x[:, None], vx).to(tl.float32)
+    wx = tl.load(cw_ptr + cx[:, None] * scw_c + offs_k[None, :] * scw_k, mask=mask_p[:, None] & mask_k[None, :],
+                 other=0.0).to(tl.float32)
+    ax = tl.reduce(vx * wx, 1, _sum_combine)
+    # B and C channels of this head's group
+    cB = I + g * N + offs_n
+    cC = I + G * N + g * N + offs_n
+    new_B = tl.load(proj + I + cB, mask=mask_n, other=0.0)
+    new_C = tl.load(proj + I + cC, mask=mask_n, other=0.0)
+    m2 = mask_n[:, None] & old[None, :]
+    vB = tl.load(ring + cB[:, None] * sc_c + slot[None, :] * sc_k, mask=m2, other=0.0)
+    vC = tl.load(ring + cC[:, None] * sc_c + slot[None, :] * sc_k, mask=m2, other=0.0)
+    vB = tl.where(is_new[None, :], new_B[:, None], vB).to(tl.float32)
+    vC = tl.where(is_new[None, :], new_C[:, None], vC).to(tl.float32)
+    mw = mask_n[:, None] & mask_k[None, :]
+    wB = tl.load(cw_ptr + cB[:, None] * scw_c + offs_k[None, :] * scw_k, mask=mw, other=0.0).to(tl.float32)
+    wC = tl.load(cw_ptr + cC[:, None] * scw_c + offs_k[None, :] * scw_k, mask=mw, other=0.0).to(tl.float32)
+    aB = tl.reduce(vB * wB, 1, _sum_combine)
+    aC = tl.reduce(vC * wC, 1, _sum_combine)
+    if HAS_CONV_BIAS:
+        ax += tl.load(cb_ptr + cx, mask=mask_p, other=0.0).to(tl.float32)
+        aB += tl.load(cb_ptr + cB, mask=mask_n, other=0.0).to(tl.float32)
+        aC += tl.load(cb_ptr + cC, mask=mask_n, other=0.0).to(tl.float32)
+    xv = ax / (1.0 + tl.exp(-ax))  # SiLU
+    Bv = aB / (1.0 + tl.exp(-aB))
+    Cv = aC / (1.0 + tl.exp(-aC))
+    if ROUND:  # the mixer hands the scan the conv output in the activations' type
+        xv = xv.to(proj_ptr.dtype.element_ty).to(tl.float32)
+        Bv = Bv.to(proj_ptr.dtype.element_ty).to(tl.float32)
+        Cv = Cv.to(proj_ptr.dtype.element_ty).to(tl.float32)
+    # the new input into the ring: after the loads above (same program), in the slot no tap reads
+    tl.store(ring + cx * sc_c + wslot * sc_k, new_x, mask=mask_p)
+    mask_first = mask_n & ((offs_n * 0 + (h % HEADS_PER_GROUP) + pid_p) == 0)  # the group's first program
+    tl.store(ring + cB * sc_c + wslot * sc_k, new_B, mask=mask_first)
+    tl.store(ring + cC * sc_c + wslot * sc_k, new_C, mask=mask_first)
+
+    dt = tl.load(proj + I + I + 2 * G * N + h).to(tl.float32)
+    if HAS_BIAS:
+        dt = dt + tl.load(bias_ptr + h).to(tl.float32)
+    if SOFTPLUS:
+        dt = tl.where(dt <= 20.0, tl.log(1.0 + tl.exp(dt)), dt)
+    if HAS_LIMIT:
+        dt = tl.minimum(tl.maximum(dt, dt_lo), dt_hi)
+    A = -tl.exp(tl.load(Alog_ptr + h).to(tl.float32))
+    decay = tl.exp(dt * A)
+
+    mask = mask_p[:, None] & mask_n[None, :]
+    s_ptrs = state_ptr + b * ss_b + h * ss_h + offs_p[:, None] * ss_p + offs_n[None, :] * ss_n
+    s = tl.load(s_ptrs, mask=mask, other=0.0)
+    s = s * decay + (dt * xv)[:, None] * Bv[None, :]
+    tl.store(s_ptrs, s, mask=mask)
+    y = tl.reduce(s * Cv[None, :], 1, _sum_combine)
+    if HAS_D:
+        y += xv * tl.load(D_ptr + h * sD_h + offs_p * sD_p, mask=mask_p, other=0.0).to(tl.float32)
+    tl.store(y_ptr + b * sy_b + h * P + offs_p, y.to(y_ptr.dtype.element_ty), mask=mask_p)
+
+
+def rope_kv_kernel(
+    q_ptr, k_ptr, v_ptr, cos_ptr, sin_ptr, pos_ptr, npad_ptr, qo_ptr, kc_ptr, vc_ptr, valid_ptr,
+    HEADS, KV, D, ROT,
+    sq_b, sk_b, sv_b, scos_l, sqo_b, sqo_h, skc_b, skc_h, skc_l, svc_b, svc_h, svc_l, sval_b,
+    BLOCK_D: tl.constexpr,
+):
+    """Rotary embedding of one decode token's queries and keys, and the K/V cache write.
+
+    Programs (batch, head) for head < HEADS rotate query head ``head`` into ``qo`` (b, HEADS,
+    D); the others rotate key head ``head - HEADS`` and write it and its value into slot
+    ``pos`` of the caches, and the first of them marks slot ``pos`` valid in the key mask.
+    Position = pos - npad[b] (left padding), cos/sin read from a table of every position.
+    transformers' rotate-half convention: the first ROT channels rotate, the rest pass.
+    """
+    bidx = tl.program_id(0).to(tl.int64)
+    head = tl.program_id(1)
+    pos = tl.load(pos_ptr)
+    where = pos - tl.load(npad_ptr + bidx)
+    offs = tl.arange(0, BLOCK_D)
+    half = ROT // 2
+    in_rot = offs < ROT
+    partner = tl.where(offs < half, offs + half, offs - half)
+    sign = tl.where(offs < half, -1.0, 1.0)
+    cos = tl.load(cos_ptr + where * scos_l + offs, mask=in_rot, other=1.0).to(tl.float32)
+    sin = tl.load(sin_ptr + where * scos_l + offs, mask=in_rot, other=0.0).to(tl.float32)
+    mask = offs < D
+    if head < HEADS:
+        src = q_ptr + bidx * sq_b + head * D
+        x = tl.load(src + offs, mask=mask, other=0.0).to(tl.float32)
+        xp = tl.load(src + partner, mask=in_rot, other=0.0).to(tl.float32)
+        out = tl.where(in_rot, x * cos + sign * xp * sin, x)
+        tl.store(qo_ptr + bidx * sqo_b + head * sqo_h + offs, out.to(qo_ptr.dtype.element_ty), mask=mask)
+    else:
+        kh = head - HEADS
+        src = k_ptr + bidx * sk_b + kh * D
+        x = tl.load(src + offs, mask=mask, other=0.0).to(tl.float32)
+        xp = tl.load(src + partner, mask=in_rot, other=0.0).to(tl.float32)
+        out = tl.where(in_rot, x * cos + sign * xp * sin, x)
+        tl.store(kc_ptr + bidx * skc_b + kh * skc_h + pos * skc_l + offs, out.to(kc_ptr.dtype.element_ty),
+                 mask=mask)
+        v = tl.load(v_ptr + bidx * sv_b + kh * D + offs, mask=mask, other=0.0)
+        tl.store(vc_ptr + bidx * svc_b + kh * svc_h + pos * svc_l + offs, v.to(vc_ptr.dtype.element_ty), mask=mask)
+        if kh == 0:
+            tl.store(valid_ptr + bidx * sval_b + pos, 1)
+
+
+def argmax_partial_kernel(
+    x_ptr, banned_ptr, val_ptr, idx_ptr, V, NBLK, sx_b,
+    BLOCK: tl.constexpr, HAS_BAN: tl.constexpr,
+):
+    """First stage of a row-wise argmax over (b, V): block ``pid1`` of row ``pid0``, banned
+    entries excluded, to (max, first index of the max) per block."""
+    row = tl.program_id(0).to(tl.int64)
+    blk = tl.program_id(1)
+    offs = blk * BLOCK + tl.arange(0, BLOCK)
+    m = offs < V
+    x = tl.load(x_ptr + row * sx_b + offs, mask=m, other=float("-inf")).to(tl.float32)
+    if HAS_BAN:
+        ban = tl.load(banned_ptr + offs, mask=m, other=0)
+        x = tl.where(ban != 0, float("-inf"), x)
+    v, i = tl.reduce((x, offs), 0, _argmax_combine)
+    tl.store(val_ptr + row * NBLK + blk, v)
+    tl.store(idx_ptr + row * NBLK + blk, i)
+
+
+def argmax_final_kernel(
+    val_ptr, idx_ptr, pos_ptr, tok_ptr, NBLK, st_b,
+    BLOCK: tl.constexpr,
+):
+    """Second stage: the row's argmax from its blocks, written at ``tokens[row, pos + 1]``."""
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    m = offs < NBLK
+    v = tl.load(val_ptr + row * NBLK + offs, mask=m, other=float("-inf"))
+    i = tl.load(idx_ptr + row * NBLK + offs, mask=m, other=2147483647)
+    _, best = tl.reduce((v, i), 0, _argmax_combine)
+    pos = tl.load(pos_ptr)
+    tl.store(tok_ptr + row * st_b + pos + 1, best.to(tok_ptr.dtype.element_ty))
 
 
 def interpreting() -> bool:

@@ -98,7 +98,6 @@ class ScanConfig:
     # all three by default for bf16/fp16 inputs: 2.3e-3 relative error on Bamba's shape (the
     # peer's), against 1.7e-3 with none, at up to 2.7x the speed (NOTES-triton.md)
     SEG: int  # tokens per segment (a multiple of BLOCK_L and BLOCK_L1); >= L means one fused launch
-    PN: bool  # state kept as (head_dim x d_state): ssd_scan_kernel_pn
     BLOCK_L1: int = 0  # tile of the segment-state pass (MODE 1) of the segmented exact scan
     num_warps1: int = 0
 
@@ -171,8 +170,7 @@ def _scan_config(b: int, L: int, h: int, p: int, n: int, chunk_size: int, indepe
     else:
         seg = L
     seg = max(unit, triton_cdiv(seg, unit) * unit)
-    return ScanConfig(block_l, block_p, num_warps, num_stages, lowp, seg, bool(o.get("PN", True)),
-                      block_l1, warps1)
+    return ScanConfig(block_l, block_p, num_warps, num_stages, lowp, seg, block_l1, warps1)
 
 
 def triton_cdiv(a: int, b: int) -> int:
@@ -220,7 +218,7 @@ def run_scan(x, dt, A, B, C, *, chunk_size, D=None, dt_bias=None, dt_softplus=Tr
         dec = torch.empty((b * h, nseg), dtype=torch.float32, device=x.device)
     else:
         seg_buf, dec = y.new_empty((1, 1, 1, 1, 1), dtype=torch.float32), A
-    kern = _kernels.kernel(_kernels.ssd_scan_kernel_pn if cfg.PN else _kernels.ssd_scan_kernel)
+    kern = _kernels.kernel(_kernels.ssd_scan_kernel)
     common = (x, dt, A, B, C, Dt, dt_bias if dt_bias is not None else A, init, y, fin, seg_buf, dec,
               L, h, p, n, h // g, chunk_size, cfg.SEG, nseg, lo, hi,
               *x.stride(), *dt.stride(), *B.stride(), *C.stride(), *sD, *y.stride(), *si, *sf, *seg_buf.stride())
