@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Whole-model performance of several variants side by side, into one JSON file of reports.
+"""Whole-model performance of registered variants under named suites, into one JSON file of reports.
 
-Runs each variant in its own subprocess (so that peak memory and compile caches are its
-own, and so that the peer's mamba_ssm kernels, which transformers picks up at import
-time, are visible only to the `transformers+peer` path). Needs no database: the reports
-are written with ssmboard's file sink, and `ssmboard import FILE` loads them later.
+A thin driver over ``ssmboard.registry`` (built-in variants) and ``ssmboard.evaluators.suites``
+(named suites): each variant runs in its own subprocess (so that peak memory and compile caches
+are its own, and so that the peer's mamba_ssm kernels, which transformers picks up at import
+time, are visible only to the ``transformers+peer`` path), through the same ``run_suite`` as
+``ssmboard eval VARIANT --suite NAME --out FILE``. The one thing the script adds is the model:
+built-ins are registered on the embedded tiny model, and ``--model`` / ``--dtype`` / ``--n-layers``
+replace those fields of every spec (default: the 4-layer Bamba-9B shape in bfloat16). Needs no
+database: the reports are written with ssmboard's file sink, and ``ssmboard import FILE`` loads them.
 
-    python scripts/bench_model.py --model config:bamba-9b-4l --dtype bfloat16 \
-        --variants transformers transformers+peer reference independent reference-compiled triton \
-        --suites h200-targets llm-perf --peer .peer --out benchmarks/model-h200.json
+    python3 scripts/bench_model.py --variants transformers+peer triton-fast --suites bamba-4l-targets \
+        --peer .peer --out benchmarks/model-h200.json
 
-Variant names: `transformers` (the unpatched model), `transformers+peer` (unpatched, with
-mamba_ssm's Triton files importable from --peer), or any scan backend name, optionally
-with `-static` (ssmboard's CUDA-graph decoder), `-compiled` (torch.compile default mode, whole model)
-or `-fused` (compile scope "parts": norms and MLPs compiled, the scan eager), and `-c<chunk>`, in that
-order (e.g. `triton-static-fused`, `reference-compiled-c128`).
+Variants: any built-in name (``ssmboard variants list``: ``triton-fast``, ``triton-c64``,
+``reference-c64``, ``reference-compiled``, ...), plus two special cases for the baseline:
+``transformers`` (the unpatched model, i.e. the ``transformers`` scan backend: its torch
+fallback) and ``transformers+peer`` (the same, with mamba_ssm's Triton files importable from
+``--peer``; causal_conv1d is not installed there, so its conv runs in PyTorch).
 """
 from __future__ import annotations
 
@@ -30,47 +33,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-EXTRA_SUITES = {
-    # the whole-model targets of anchors.md: prefill 512/2048/8192 and cached decode of 128 tokens
-    "h200-targets": dict(evaluator="perf", params=dict(prompt_lengths=(512, 2048, 8192), batch_sizes=(1,),
-                                                       new_tokens=128, modes=("prefill", "decode"),
-                                                       warmup=1, iterations=5, min_seconds=1.0)),
-    "uncached-32": dict(evaluator="perf", params=dict(prompt_lengths=(512,), batch_sizes=(1,), new_tokens=32,
-                                                      modes=("generate-nocache",), warmup=1, iterations=3)),
-}
+PEER_PATHS = {"transformers": "transformers", "transformers+peer": "transformers-peer"}
 
 
 def spec_for(name: str, args):
+    """The spec measured for ``name``: a built-in (or the unpatched model) with the script's
+    model, dtype and layer count."""
+    from ssmboard.registry.builtins import builtin_specs
     from ssmboard.registry.spec import VariantSpec
-    scan, compile_mode, chunk, decoder, scope = name, None, None, "generate", "model"
-    if name.startswith("transformers"):
-        scan = "transformers"
-    while True:  # suffixes, in any order
-        head, _, last = scan.rpartition("-")
-        if not head:
-            break
-        if last == "static":
-            decoder = "static"
-        elif last == "compiled":
-            compile_mode = "default"
-        elif last == "fused":
-            compile_mode, scope = "default", "parts"
-        elif last.startswith("c") and last[1:].isdigit():
-            chunk = int(last[1:])
-        else:
-            break
-        scan = head
-    safe = name.replace("+", "-")
-    return VariantSpec(name=safe, model=args.model, scan=scan, chunk_size=chunk, dtype=args.dtype,
-                       compile=compile_mode, compile_scope=scope, n_layers=args.n_layers or None, decoder=decoder)
 
-
-def suite_for(name: str):
-    from ssmboard.evaluators.suites import Suite, get_suite
-    if name in EXTRA_SUITES:
-        e = EXTRA_SUITES[name]
-        return Suite(name, name, e["evaluator"], e["params"])
-    return get_suite(name)
+    if name in PEER_PATHS:
+        base = VariantSpec(name=PEER_PATHS[name], scan="transformers",
+                           description="transformers' own Bamba mixer (mamba_ssm's kernels where importable)")
+    else:
+        specs = {s.name: s for s in builtin_specs()}
+        if name not in specs:
+            raise SystemExit(f"unknown variant {name!r}: use a built-in ({', '.join(sorted(specs))}) "
+                             f"or one of {', '.join(PEER_PATHS)}")
+        base = specs[name]
+    return dataclasses.replace(base, model=args.model, dtype=args.dtype, n_layers=args.n_layers or None)
 
 
 def child(args) -> None:
@@ -79,11 +60,13 @@ def child(args) -> None:
     import torch  # noqa: F401
     from ssmboard.jobs.runner import run_suite
     from ssmboard.jobs.sinks import FileSink
+    from ssmboard.evaluators.suites import get_suite
+
     spec = spec_for(args.variant, args)
     sink = FileSink(args.child_out)
     for s in args.suites:
         t0 = time.time()
-        summary = run_suite(spec, suite_for(s), sink, progress=False)
+        summary = run_suite(spec, get_suite(s), sink, progress=False)
         print(f"[{args.variant}] {s}: {summary.rows} rows, {summary.points_done}/{summary.points_total} points, "
               f"{time.time() - t0:.0f} s", flush=True)
 
@@ -94,8 +77,8 @@ def main() -> None:
                     help="default: the Bamba-9B shape at 4 layers with attention at layer 2 (anchors.md)")
     ap.add_argument("--n-layers", type=int, default=0, help="keep the first N layers (0: all of the model's)")
     ap.add_argument("--dtype", default="bfloat16")
-    ap.add_argument("--variants", nargs="+", default=["transformers", "reference", "independent"])
-    ap.add_argument("--suites", nargs="+", default=["h200-targets"])
+    ap.add_argument("--variants", nargs="+", default=["transformers+peer", "triton-fast"])
+    ap.add_argument("--suites", nargs="+", default=["bamba-4l-targets"], help="names in ssmboard.evaluators.suites")
     ap.add_argument("--peer", default=".peer", help="folder holding mamba_ssm's Triton files (git-ignored)")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per variant")
     ap.add_argument("--out", required=True)
@@ -122,7 +105,8 @@ def main() -> None:
             if proc.returncode:
                 failures[v] = (proc.stderr.strip().splitlines() or ["?"])[-1]
                 print(proc.stderr[-3000:], flush=True)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as e:
+            print((e.stdout or b"")[-3000:].decode() if isinstance(e.stdout, bytes) else (e.stdout or "")[-3000:])
             failures[v] = f"timed out after {args.timeout} s"
         if part.exists():
             reports += json.loads(part.read_text())
@@ -140,12 +124,12 @@ def print_table(reports, failures) -> None:
         for m in r["metrics"]:
             if m["name"] in keys:
                 c = m["context"]
-                k = (r["variant"]["name"], r["suite"], c.get("prompt_len"))
+                k = (r["variant"]["name"], r["suite"], c.get("prompt_len"), c.get("batch"))
                 rows.setdefault(k, {})[m["name"]] = m["value"]
     fmt = {"ttft": lambda v: f"{v * 1e3:.2f} ms", "decode_tpot": lambda v: f"{v * 1e3:.2f} ms",
            "decode_tokens_per_s": lambda v: f"{v:.0f} tok/s", "generate_nocache_tokens_per_s": lambda v: f"{v:.1f} tok/s"}
-    print(f"\n{'variant':<22} {'suite':<13} {'prompt':>6}  " + "  ".join(f"{k}" for k in keys))
-    for (v, s, L), vals in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2] or 0, kv[0][0])):
+    print(f"\n{'variant':<22} {'suite':<16} {'prompt':>6} {'batch':>5}  " + "  ".join(f"{k}" for k in keys))
+    for (v, s, L, b), vals in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][2] or 0, kv[0][3] or 0, kv[0][0])):
         cells = []
         for k in keys:
             if k not in vals:
@@ -154,7 +138,7 @@ def print_table(reports, failures) -> None:
                 cells.append(f"{vals[k] / 2**20:.0f} MiB")
             else:
                 cells.append(fmt[k](vals[k]))
-        print(f"{v:<22} {s:<13} {L!s:>6}  " + "  ".join(cells))
+        print(f"{v:<22} {s:<16} {L!s:>6} {b!s:>5}  " + "  ".join(cells))
     for v, why in failures.items():
         print(f"{v}: FAILED: {why}")
 

@@ -471,6 +471,8 @@ def main():
     ap.add_argument("--check", action="store_true", help="only check correctness on the GPU, quickly")
     ap.add_argument("--no-check", action="store_true", help="skip the correctness check before benchmarking")
     ap.add_argument("--sweep", action="store_true", help="also time a few launch configurations")
+    ap.add_argument("--sweep-long", action="store_true",
+                    help="time segment counts and state-pass tiles of the b=1 long-sequence scan (1x8192, 1x32768)")
     ap.add_argument("--skip-step", action="store_true")
     ap.add_argument("--shapes", nargs="*", default=None, help="BxLxCHUNK, e.g. 1x2048x256")
     ap.add_argument("--budget", type=float, default=float("inf"), metavar="SECONDS",
@@ -518,6 +520,17 @@ def main():
         sweep([(1, 32768, 256), (1, 8192, 256), (1, 2048, 256)], cfgs, results, deadline=deadline - 30)
         save()
         log(f"[{time.perf_counter() - T_START:.0f}s] sweep done")
+    if args.sweep_long:
+        cfgs = [{}, dict(NSEG=5, BLOCK_L1=128)]
+        cfgs += [dict(NSEG=k, BLOCK_L1=128) for k in (8, 12, 16, 24, 32)]
+        cfgs += [dict(NSEG=k, BLOCK_L1=256) for k in (8, 16, 32)]
+        cfgs += [dict(NSEG=16, BLOCK_L1=256, num_warps1=8), dict(NSEG=16, BLOCK_L1=128, num_stages=1),
+                 dict(NSEG=16, BLOCK_L1=128, num_stages=3), dict(NSEG=16, BLOCK_L1=128, BLOCK_L=64),
+                 dict(NSEG=16, BLOCK_L1=128, BLOCK_L=64, num_warps=8), dict(NSEG=16, BLOCK_L1=128, BLOCK_P=32)]
+        sweep([(1, 32768, 256), (1, 8192, 256), (1, 16384, 256), (1, 4096, 256)], cfgs, results,
+              deadline=deadline - 30)
+        save()
+        log(f"[{time.perf_counter() - T_START:.0f}s] long sweep done")
     if not args.no_check:
         if time.perf_counter() < deadline - 20:
             results["check_ok"] = run_check()

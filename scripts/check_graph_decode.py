@@ -99,7 +99,8 @@ def main() -> None:
         out_path.write_text(json.dumps(report, indent=2))
 
     t0 = time.perf_counter()
-    model, _ = build(_spec(args.model, args.scans[0]), device=device)
+    built = build(_spec(args.model, args.scans[0]), device=device)
+    model = built.model if hasattr(built, "model") else built[0]  # Built (issue 11) or (model, tokenizer)
     report["build_s"] = round(time.perf_counter() - t0, 1)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (1, args.prompt), generator=torch.Generator().manual_seed(0)).to(device)

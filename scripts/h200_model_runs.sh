@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The whole-model GPU runs of the performance issue, in stages that each fit one 10-minute
+# The whole-model GPU runs of the performance issues, in stages that each fit one 10-minute
 # device call. Run from the repository root on the GPU machine, with the peer's Triton files in
-# .peer/ (anchors.md) and OUT set to where results should go:
+# .peer/ (shared/anchors.md) and OUT set to where results should go:
 #
-#   bash scripts/h200_model_runs.sh targets     # prefill 512/2048/8192 + cached decode, both transformers paths and ours
-#   bash scripts/h200_model_runs.sh llm-perf    # llm-perf for reference, independent, triton, triton-static-fused
-#   bash scripts/h200_model_runs.sh seed-ours   # seed-perf for triton and independent (about 3 min each)
-#   bash scripts/h200_model_runs.sh seed-ref    # seed-perf for reference and reference-compiled, llm-perf for the latter
+#   bash scripts/h200_model_runs.sh targets     # issue 15 on config:bamba-9b-4l: prefill 2048 + decode 128 at batch 1/4/16/64
+#   bash scripts/h200_model_runs.sh bamba9b     # issue 15 on config:bamba-9b (32 layers): prefill 2048/8192/32768, decode after 2048
+#   bash scripts/h200_model_runs.sh issue5      # issue 5's targets (prefill 512/2048/8192, decode 128 at batch 1)
+#   bash scripts/h200_model_runs.sh llm-perf    # llm-perf for reference-c64, independent-c64, triton-c64, triton-fast
+#   bash scripts/h200_model_runs.sh seed        # seed-perf for triton-c64, independent-c64, reference-c64
 #   bash scripts/h200_model_runs.sh profile     # kernel breakdown of prefill and decode step (scripts/profile_model.py)
 #   bash scripts/h200_model_runs.sh compile     # which part of a compiled variant Inductor fails on, if any
 #
@@ -14,21 +15,25 @@
 set -euo pipefail
 OUT=${OUT:-benchmarks}
 DATE=$(date -u +%Y-%m-%d)
-BENCH="python3 scripts/bench_model.py --dtype bfloat16"
+BENCH="python3 scripts/bench_model.py --model config:bamba-9b-4l --dtype bfloat16"
 case "${1:-}" in
   targets)
-    $BENCH --variants transformers transformers+peer triton-static triton-static-fused \
-      --suites h200-targets --timeout 150 --out "$OUT/model-targets-h200-$DATE.json" ;;
-  seed-ours)
-    $BENCH --variants triton independent --suites seed-perf --timeout 190 --out "$OUT/model-seedperf-ours-h200-$DATE.json" ;;
-  seed-ref)
-    $BENCH --variants reference reference-compiled --suites seed-perf --timeout 230 --out "$OUT/model-seedperf-ref-h200-$DATE.json"
-    $BENCH --variants reference-compiled --suites llm-perf --timeout 120 --out "$OUT/model-llmperf-compiled-h200-$DATE.json" ;;
+    $BENCH --variants transformers+peer triton-fast --suites bamba-4l-targets --timeout 300 \
+      --out "$OUT/model-4l-targets-h200-$DATE.json" ;;
+  bamba9b)
+    python3 scripts/bench_bamba9b.py --variants transformers+peer triton-fast --timeout 280 \
+      --out "$OUT/model-bamba9b-h200-$DATE.json" ;;
+  issue5)
+    $BENCH --variants transformers transformers+peer triton-fast --suites h200-targets --timeout 200 \
+      --out "$OUT/model-targets-h200-$DATE.json" ;;
   llm-perf)
-    $BENCH --variants reference independent triton triton-static-fused --suites llm-perf --timeout 110 \
+    $BENCH --variants reference-c64 independent-c64 triton-c64 triton-fast --suites llm-perf --timeout 110 \
       --out "$OUT/model-llmperf-h200-$DATE.json" ;;
+  seed)
+    $BENCH --variants triton-c64 independent-c64 reference-c64 --suites seed-perf --timeout 230 \
+      --out "$OUT/model-seedperf-h200-$DATE.json" ;;
   profile)
-    python3 scripts/profile_model.py --compile-parts --out "$OUT" ;;
+    python3 scripts/profile_model.py --compile-parts --decode-after 2048 --top 40 --out "$OUT" ;;
   compile)
     python3 scripts/check_compile.py --length 256 ;;
   *)

@@ -75,6 +75,8 @@ def main():
     ap.add_argument("--scan", default="triton")
     ap.add_argument("--length", type=int, default=2048)
     ap.add_argument("--compile-parts", action="store_true")
+    ap.add_argument("--decode-after", type=int, default=512, help="prompt length before the timed decode tokens")
+    ap.add_argument("--top", type=int, default=22, help="kernels listed per table")
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     args = ap.parse_args()
     from transformers import logging as hf_logging
@@ -92,7 +94,8 @@ def main():
     t = time.perf_counter()
     spec = types.SimpleNamespace(model=args.model, scan=args.scan, chunk_size=None, dtype="bfloat16", compile=None,
                                  compile_options=None, n_layers=None, use_cache=True, decoder="static")
-    model, _ = build(spec, device="cuda")
+    built = build(spec, device="cuda")
+    model = built.model if hasattr(built, "model") else built[0]  # Built (issue 11) or (model, tokenizer)
     sync()
     res["build_s"] = time.perf_counter() - t
     print(f"build {res['build_s']:.1f} s")
@@ -112,33 +115,45 @@ def main():
         with torch.inference_mode():
             graph_decode.generate(model, ids, mask, max_new_tokens=1)
 
-    def timings(tag):
-        r = {"forward_ms": median_ms(fwd), "hf_generate1_ms": median_ms(hf_gen), "our_generate1_ms": median_ms(our_gen)}
-        dec = graph_decode.attach(model, 1, 1024)
-        ids512 = ids[:, :512]
+    L0 = args.decode_after
+    ctx = torch.randint(0, model.config.vocab_size, (1, L0), device="cuda")
+
+    def decoder(fused):
+        dec = graph_decode.attach(model, 1, L0 + 256, fused=fused)
         with torch.inference_mode():
-            cache, last = graph_decode.prefill(model, ids512, None)
-            dec.load(cache, ids512, None, last.argmax(-1))
+            cache, last = graph_decode.prefill(model, ctx, None)
+            dec.load(cache, ctx, None, last.argmax(-1))
+        return dec, cache, last
+
+    def graph_ms(dec, n=200):
         sync()
-        n = 200
         t0 = time.perf_counter()
         dec.advance(n)
         sync()
-        r["graph_token_ms"] = (time.perf_counter() - t0) * 1e3 / n
-        with torch.inference_mode():
-            dec.load(cache, ids512, None, last.argmax(-1))
-        r["eager_step_ms"] = median_ms(lambda: (dec.step(), dec.pos.fill_(512)), reps=20)
-        print(f"[{tag}] " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
+        return (time.perf_counter() - t0) * 1e3 / n
+
+    def timings(tag):
+        r = {"forward_ms": median_ms(fwd), "hf_generate1_ms": median_ms(hf_gen), "our_generate1_ms": median_ms(our_gen)}
+        out = None
+        for fused in ((False, True) if graph_decode.fusable(model) else (False,)):
+            dec, cache, last = decoder(fused)
+            key = "fused" if fused else "unfused"
+            r[f"graph_token_ms_{key}"] = graph_ms(dec)
+            with torch.inference_mode():
+                dec.load(cache, ctx, None, last.argmax(-1))
+            r[f"eager_step_ms_{key}"] = median_ms(lambda: (dec.step(), dec.pos.fill_(L0)), reps=20)
+            out = dec
+        print(f"[{tag}] decode after {L0}: " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()))
         res[tag] = r
         save()
-        return dec
+        return out
 
     dec = timings("eager")
     print(f"prefill {args.length} forward kernels:")
-    res["prefill_kernels"] = kernel_table(fwd)
+    res["prefill_kernels"] = kernel_table(fwd, top=args.top)
     save()
-    print("decode step (eager) kernels:")
-    res["step_kernels"] = kernel_table(lambda: (dec.step(), dec.pos.fill_(512)))
+    print(f"decode step (eager parts, fused={dec.fused}) kernels:")
+    res["step_kernels"] = kernel_table(lambda: (dec.step(), dec.pos.fill_(L0)), top=args.top)
     save()
     if args.compile_parts:
         t = time.perf_counter()
@@ -151,9 +166,13 @@ def main():
         save()
         print("prefill forward kernels, compiled parts:")
         res["prefill_kernels_compiled"] = kernel_table(fwd)
-        dec = graph_decode.attach(model, 1, 1024)
-        print("decode step kernels, compiled parts:")
-        res["step_kernels_compiled"] = kernel_table(lambda: (dec.step(), dec.pos.fill_(512)))
+        dec, _, _ = decoder(None)
+        print(f"decode step kernels, compiled parts (fused={dec.fused}):")
+        res["step_kernels_compiled"] = kernel_table(lambda: (dec.step(), dec.pos.fill_(L0)), top=args.top)
+        if dec.fused:
+            dec, _, _ = decoder(False)
+            print("decode step kernels, compiled parts, unfused:")
+            res["step_kernels_compiled_unfused"] = kernel_table(lambda: (dec.step(), dec.pos.fill_(L0)), top=args.top)
         save()
 
 

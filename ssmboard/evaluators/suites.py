@@ -47,6 +47,23 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           "greedy, >= 10 iterations and >= 10 s",
           "perf", dict(prompt_lengths=(256,), batch_sizes=(1,), new_tokens=64, modes=("prefill", "decode"),
                        warmup=2, iterations=10, min_seconds=10.0)),
+    Suite("bamba-4l-targets", "issue 15 on the 4-layer Bamba-9B shape (scripts/bench_model.py --model "
+          "config:bamba-9b-4l): prefill of 2048 tokens and cached decode of 128 tokens after it, at "
+          "batch 1, 4, 16 and 64; 1 warm-up, >= 5 runs and >= 1 s",
+          "perf", dict(prompt_lengths=(2048,), batch_sizes=(1, 4, 16, 64), new_tokens=128,
+                       modes=("prefill", "decode"), warmup=1, iterations=5, min_seconds=1.0)),
+    Suite("h200-targets", "the whole-model targets of issue 5: prefill 512/2048/8192 and cached decode of 128 "
+          "tokens at batch 1; 1 warm-up, >= 5 runs and >= 1 s",
+          "perf", dict(prompt_lengths=(512, 2048, 8192), batch_sizes=(1,), new_tokens=128,
+                       modes=("prefill", "decode"), warmup=1, iterations=5, min_seconds=1.0)),
+    Suite("bamba-9b-prefill", "issue 15 on the full 32-layer Bamba-9B shape (config:bamba-9b): prefill of "
+          "2048, 8192 and 32768 tokens at batch 1; 1 warm-up, >= 3 runs",
+          "perf", dict(prompt_lengths=(2048, 8192, 32768), batch_sizes=(1,), new_tokens=1, modes=("prefill",),
+                       warmup=1, iterations=3)),
+    Suite("bamba-9b-decode", "issue 15 on the full 32-layer Bamba-9B shape: cached decode of 128 tokens after "
+          "2048 at batch 1; 1 warm-up, >= 3 runs",
+          "perf", dict(prompt_lengths=(2048,), batch_sizes=(1,), new_tokens=128, modes=("prefill", "decode"),
+                       warmup=1, iterations=3)),
 ]}
 
 
