@@ -132,6 +132,26 @@ def main():
         sync()
         return (time.perf_counter() - t0) * 1e3 / n
 
+    def agreement(tag, n=32):
+        """Fused vs unfused decoder from the same prefill: tokens and logits of n graph steps."""
+        if not graph_decode.fusable(model):
+            return
+        got = {}
+        for fused in (False, True):
+            dec, _, _ = decoder(fused)
+            logits = torch.empty(1, n, model.config.vocab_size, device="cuda", dtype=torch.float32)
+            dec.advance(n, logits)
+            sync()
+            got[fused] = (dec.tokens[0, L0 + 1:L0 + 1 + n].clone(), logits)
+        same = (got[False][0] == got[True][0]).long()
+        first_diff = int(same.argmin()) if not bool(same.all()) else n
+        r = {"steps": n, "first_token_difference": first_diff,
+             "max_logit_diff_step0": float((got[False][1][:, 0] - got[True][1][:, 0]).abs().max()),
+             "logit_scale": float(got[False][1][:, 0].abs().max())}
+        print(f"[{tag}] fused vs unfused decode: {r}")
+        res[f"agreement_{tag}"] = r
+        save()
+
     def timings(tag):
         r = {"forward_ms": median_ms(fwd), "hf_generate1_ms": median_ms(hf_gen), "our_generate1_ms": median_ms(our_gen)}
         out = None
@@ -148,6 +168,7 @@ def main():
         save()
         return out
 
+    agreement("eager")
     dec = timings("eager")
     print(f"prefill {args.length} forward kernels:")
     res["prefill_kernels"] = kernel_table(fwd, top=args.top)
@@ -161,6 +182,7 @@ def main():
 
         compile_model(model, "default", scope="parts")
         graph_decode.detach(model)
+        agreement("compiled-parts")
         timings("compiled-parts")
         res["compiled-parts"]["incl_compile_s"] = time.perf_counter() - t
         save()
