@@ -14,7 +14,6 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,14 +42,14 @@ def main() -> None:
     ap.add_argument("--dtype", default="bfloat16")
     ap.add_argument("--length", type=int, default=512)
     args = ap.parse_args()
-    from ssmboard.variants.build import build, resolve_dtype
+    from ssmboard.registry.spec import VariantSpec
+    from ssmboard.variants.build import build
     from ssmboard.variants.scans.reference import scan
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
-    dt = resolve_dtype(args.dtype)
-    spec = SimpleNamespace(model=args.model, scan="reference", chunk_size=None, dtype=args.dtype, compile=None,
-                           compile_options=None, n_layers=None, use_cache=True)
-    model, _ = build(spec, device=dev)
+    spec = VariantSpec(name="check-compile", model=args.model, scan="reference", dtype=args.dtype)
+    dt = getattr(torch, spec.dtype)
+    model = build(spec, device=dev).model
     mixer = next(m for m in model.modules() if type(m).__name__ == "ScanMixer")
     h, p, n, g = mixer.num_heads, mixer.head_dim, mixer.ssm_state_size, mixer.n_groups
     L = args.length

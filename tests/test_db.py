@@ -244,7 +244,8 @@ def test_report_validation(tmp_path):
 
 
 def test_save_report_idempotent_and_dedups_environment():
-    from ssmboard.db.queries import save_report, table_counts
+    from ssmboard.db.queries import table_counts
+    from ssmboard.jobs.sinks import save_report
 
     rep = _report()
     first = save_report(rep)
@@ -258,7 +259,7 @@ def test_save_report_idempotent_and_dedups_environment():
 
 
 def test_save_report_duplicate_keys_inside_one_report():
-    from ssmboard.db.queries import save_report
+    from ssmboard.jobs.sinks import save_report
 
     rep = _report(n=1)
     rep.metrics.append(Metric("other", 1.0, row_key=rep.metrics[0].row_key))
@@ -268,7 +269,8 @@ def test_save_report_duplicate_keys_inside_one_report():
 
 def test_save_report_registers_variant_without_replacing():
     import ssmboard
-    from ssmboard.db.queries import save_report, variant_records
+    from ssmboard.db.queries import variant_records
+    from ssmboard.jobs.sinks import save_report
 
     save_report(_report(name="fresh", chunk=32))
     assert ssmboard.get_variant("fresh").chunk_size == 32
@@ -281,7 +283,8 @@ def test_save_report_registers_variant_without_replacing():
 def test_save_report_attaches_to_builtin_row_and_job():
     import ssmboard
     from ssmboard.db import models as m
-    from ssmboard.db.queries import results_records, save_report, variant_records
+    from ssmboard.db.queries import results_records, variant_records
+    from ssmboard.jobs.sinks import save_report
 
     spec = ssmboard.get_variant("reference-c64")
     store = get_store()
@@ -303,7 +306,7 @@ def test_save_report_attaches_to_builtin_row_and_job():
 def test_results_records_fields():
     from ssmboard.db.queries import results_records
 
-    from ssmboard.db.queries import save_report
+    from ssmboard.jobs.sinks import save_report
 
     rep = _report(n=2)
     save_report(rep)
@@ -334,7 +337,8 @@ def test_collect_environment():
 def test_effective_variant_and_foreign_job_id(tmp_path):
     import numpy as np
 
-    from ssmboard.db.queries import results_records, save_report
+    from ssmboard.db.queries import results_records
+    from ssmboard.jobs.sinks import save_report
 
     spec = VariantSpec(name="sweep")
     eff = VariantSpec(name="sweep", chunk_size=32)
@@ -353,3 +357,58 @@ def test_effective_variant_and_foreign_job_id(tmp_path):
     assert rows[0]["context"]["effective_fingerprint"] == eff.fingerprint
     assert rows[0]["context"]["effective_variant"]["chunk_size"] == 32
 
+
+
+def test_item_scores_are_stored_with_their_rows_and_import_is_idempotent(tmp_path):
+    from ssmboard.cli import main
+    from ssmboard.db.queries import item_scores, results_records, table_counts
+
+    spec = VariantSpec(name="acc", chunk_size=64)
+    rep = Report.for_spec(spec, evaluator="fidelity", environment=Environment(device_name="cpu"), metrics=[
+        Metric("kl_mean", 0.02, "nats", False, stderr=0.001, n=3, context={"prompt_len": 512},
+               items={"p0": 0.01, "p1": 0.02, "p2": 0.03}),
+        Metric("top1_agreement", 0.95, "", True, n=1, context={"prompt_len": 512}),
+    ])
+    path = tmp_path / "acc.json"
+    rep.to_json(path)
+    assert json.loads(path.read_text())["metrics"][0]["items"] == {"p0": 0.01, "p1": 0.02, "p2": 0.03}
+    assert main(["import", str(path)]) == 0
+    assert main(["import", str(path)]) == 0  # the second import adds nothing, items included
+    rows = {r["metric"]: r for r in results_records(variants=["acc"])}
+    assert len(rows) == 2
+    scores = item_scores([rows["kl_mean"]["id"], rows["top1_agreement"]["id"]])
+    assert scores[rows["kl_mean"]["id"]] == {"p0": 0.01, "p1": 0.02, "p2": 0.03}
+    assert scores[rows["top1_agreement"]["id"]] == {}
+    with get_store().session() as s:
+        assert s.execute(text("SELECT COUNT(*) FROM item_scores")).scalar() == 3
+    assert table_counts()["results"] == 2
+
+
+def test_bad_item_scores_are_refused():
+    with pytest.raises(ReportError, match="item 'x' has score nan"):
+        Metric("m", 1.0, items={"x": float("nan")})
+    with pytest.raises(ReportError, match="items must be an object"):
+        Metric("m", 1.0, items=[1, 2])
+
+
+def test_migration_0003_adds_item_scores_to_a_0002_store_with_data(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        migrate.upgrade(conn, "0002")
+        conn.execute(text(
+            "INSERT INTO variants (id, name, fingerprint, spec, model, scan, chunk_size, dtype, compile, active,"
+            " builtin, created_at) VALUES (1, 'old', 'f0', '{}', 'm', 'reference', 64, 'float32', NULL, 1, 0,"
+            " '2026-01-01 00:00:00')"))
+        conn.execute(text(
+            "INSERT INTO results (id, row_key, variant_id, fingerprint, evaluator, metric, value, unit,"
+            " higher_is_better, n, context, created_at) VALUES (7, 'k1', 1, 'f0', 'perf', 'ms', 1.5, 'ms', 0, 1,"
+            " '{}', '2026-01-01 00:00:00')"))
+        conn.commit()
+        assert "item_scores" not in inspect(conn).get_table_names()
+        migrate.upgrade(conn, "0003")
+        assert "item_scores" in inspect(conn).get_table_names()
+        conn.execute(text("INSERT INTO item_scores (result_id, item, value) VALUES (7, 'a', 0.5)"))
+        conn.commit()
+        assert conn.execute(text("SELECT value FROM results WHERE row_key='k1'")).scalar() == 1.5
+        assert conn.execute(text("SELECT value FROM item_scores WHERE result_id=7")).scalar() == 0.5

@@ -12,13 +12,13 @@ import copy
 import inspect
 import json
 import time
-import types
 
 import pytest
 import torch
 import transformers
 
 from ssmboard.errors import ModelLoadError, SsmboardError, UnknownBackendError
+from ssmboard.registry.spec import VariantSpec
 from ssmboard.variants.build import build
 from ssmboard.variants.loading import load_model, resolve_config, truncate_config
 from ssmboard.variants.patch import apply_scan, patched_mixers
@@ -244,20 +244,23 @@ def test_unknown_backend_and_unsupported_model_are_refused():
 
 
 def _spec(**kw):
-    base = dict(model="embedded:tiny-bamba", scan="reference", chunk_size=None, dtype="float32",
-                compile=None, compile_options=None, compile_scope="model", n_layers=None, use_cache=True)
-    base.update(kw)
-    return types.SimpleNamespace(**base)
+    return VariantSpec(name="t-build", **kw)
+
+
+def _build(**kw):
+    built = build(_spec(**kw))
+    assert built.spec == _spec(**kw) and built.chunk_size == (kw.get("chunk_size") or built.model.config.mamba_chunk_size)
+    return built.model, built.tokenizer
 
 
 @torch.no_grad()
 def test_build_embedded_tiny_bamba_n_layers_and_generate():
-    full, _ = build(_spec(scan="independent"))
+    full, _ = _build(scan="independent")
     n_full = full.config.num_hidden_layers
     first_attn = full.config.attn_layer_indices[0]
     assert len(full.model.layers) == n_full > first_attn + 1
     assert full.config.layers_block_type[first_attn] == "full_attention"
-    model, tok = build(_spec(n_layers=first_attn + 1, chunk_size=32))
+    model, tok = _build(n_layers=first_attn + 1, chunk_size=32)
     assert model.config.num_hidden_layers == first_attn + 1 == len(model.model.layers)
     assert list(model.config.attn_layer_indices) == [first_attn]
     assert all(m.chunk_size == 32 and m.scan_name == "reference" for m in patched_mixers(model))
@@ -265,19 +268,19 @@ def test_build_embedded_tiny_bamba_n_layers_and_generate():
     enc = tok(["hello there", "a longer prompt, padded on the left"], return_tensors="pt", padding=True)
     out = model.generate(**enc, max_new_tokens=5, do_sample=False)
     assert out.shape == (2, enc.input_ids.shape[1] + 5)
-    # the same spec twice: the same random stand-in (fixed seed)
-    again, _ = build(_spec(n_layers=first_attn + 1, chunk_size=32))
+    # the same spec twice: the same weights
+    again, _ = _build(n_layers=first_attn + 1, chunk_size=32)
     assert torch.equal(again.model.layers[0].mamba.in_proj.weight, model.model.layers[0].mamba.in_proj.weight)
     # a Bamba slice without its attention layer cannot use transformers' cache: clear error, or no cache
     with pytest.raises(ModelLoadError, match="no attention layer"):
-        build(_spec(n_layers=first_attn))
-    no_cache, _ = build(_spec(n_layers=first_attn, use_cache=False))
+        _build(n_layers=first_attn)
+    no_cache, _ = _build(n_layers=first_attn, use_cache=False)
     assert no_cache.generate(enc.input_ids[:1], max_new_tokens=3, do_sample=False, use_cache=False).shape[1] == \
         enc.input_ids.shape[1] + 3
 
 
 def test_build_casts_dtype():
-    model, _ = build(_spec(n_layers=4, dtype="bfloat16"))
+    model, _ = _build(n_layers=4, dtype="bfloat16")
     assert model.model.layers[0].mamba.in_proj.weight.dtype == torch.bfloat16
     out = model(torch.tensor([[5, 6, 7, 8]])).logits
     assert out.dtype == torch.bfloat16 and torch.isfinite(out.float()).all()
@@ -331,8 +334,8 @@ def test_compile_scope_parts_compiles_norms_and_mlps_only_and_matches_eager():
     from ssmboard.variants.graph_decode import generate
 
     torch._dynamo.reset()
-    eager, _ = build(_spec(n_layers=4, chunk_size=16))
-    parts, _ = build(_spec(n_layers=4, chunk_size=16, compile="default", compile_scope="parts"))
+    eager, _ = _build(n_layers=4, chunk_size=16)
+    parts, _ = _build(n_layers=4, chunk_size=16, compile="default", compile_scope="parts")
     fused = fusable_parts(parts)
     names = {type(m).__name__ for m in fused}
     assert names == {"BambaRMSNorm", "BambaRMSNormGated", "BambaMLP"}, names
@@ -349,8 +352,8 @@ def test_compile_scope_parts_compiles_norms_and_mlps_only_and_matches_eager():
 def test_compiled_reference_variant_matches_uncompiled():
     torch._dynamo.reset()
     t0 = time.perf_counter()
-    eager, tok = build(_spec(n_layers=4, chunk_size=16))
-    compiled, _ = build(_spec(n_layers=4, chunk_size=16, compile="default"))
+    eager, tok = _build(n_layers=4, chunk_size=16)
+    compiled, _ = _build(n_layers=4, chunk_size=16, compile="default")
     assert compiled._compiled_call_impl is not None and eager._compiled_call_impl is None
     ids = torch.randint(3, 250, (1, 3 * 16 + 5), generator=torch.Generator().manual_seed(7))
     want = eager(ids).logits
@@ -360,3 +363,27 @@ def test_compiled_reference_variant_matches_uncompiled():
     seq_c = compiled.generate(ids, max_new_tokens=4, do_sample=False)
     assert torch.equal(seq_e, seq_c)
     print(f"compile test took {time.perf_counter() - t0:.1f} s")
+
+
+def test_missing_embedded_weights_are_an_error_not_random_weights(tmp_path, monkeypatch):
+    import shutil
+
+    import ssmboard.variants.loading as loading
+    from ssmboard.config import assets_dir
+
+    fake = tmp_path / "assets"
+    shutil.copytree(assets_dir() / "tiny-bamba", fake / "tiny-bamba", ignore=shutil.ignore_patterns("*.safetensors"))
+    monkeypatch.setattr(loading, "assets_dir", lambda: fake)
+    with pytest.raises(ModelLoadError, match="weights are missing.*reinstall"):
+        load_model("embedded:tiny-bamba")
+
+
+def test_cli_choices_come_from_the_spec():
+    from ssmboard.cli import build_parser
+    from ssmboard.registry.spec import COMPILE_SCOPES, DECODERS
+
+    parser = build_parser()
+    reg = parser._subparsers._group_actions[0].choices["variants"]._subparsers._group_actions[0].choices["register"]
+    by_dest = {a.dest: a for a in reg._actions}
+    assert list(by_dest["compile_scope"].choices) == list(COMPILE_SCOPES)
+    assert list(by_dest["decoder"].choices) == list(DECODERS)

@@ -2,6 +2,7 @@
 environment, a slowed backend, Ctrl-C, out-of-memory points, `ssmboard eval` and import."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from ssmboard.cli import main
 from ssmboard.errors import EvaluationError
-from ssmboard.evaluators.base import get_evaluator, list_evaluators, register_evaluator
+from ssmboard.evaluators.base import Params, get_evaluator, list_evaluators, register_evaluator
 from ssmboard.evaluators.prompts import corpus_text, prompt_ids
 from ssmboard.evaluators.report import Metric, Report
 from ssmboard.evaluators.stats import summarize
@@ -92,24 +93,39 @@ def test_a_backend_slowed_on_purpose_measures_slower(monkeypatch):
 
     monkeypatch.setitem(backends._BACKENDS, "slowed", backends.Backend(
         "slowed", "slowed_backend:scan", "slowed_backend:step", exact=True, description="test"))
+    import functools
+
+    import ssmboard.evaluators.perf as perf
+    from ssmboard.evaluators.timing import measure
+
+    # Time with the backend's fake clock: only the backend's own "delay" counts.
+    monkeypatch.setattr(perf, "measure", functools.partial(measure, clock=slowed_backend.CLOCK))
     params = dict(prompt_lengths=(32,), modes=("prefill",), iterations=3)
     fast, slow = ListSink(), ListSink()
     run_suite(spec(), tiny_suite(**params), fast, progress=False)
     run_suite(spec("t-slow", scan="slowed"), tiny_suite(**params), slow, progress=False)
     ttft = lambda sink: next(m.value for m in sink.reports[0].metrics if m.name == "ttft")
-    # 7 Mamba layers, each sleeping DELAY_S once per prefill
-    assert ttft(slow) - ttft(fast) > 0.8 * 7 * slowed_backend.DELAY_S
+    # 7 Mamba layers, each taking DELAY_S once per prefill; the reference backend takes no fake time
+    assert ttft(fast) == pytest.approx(slowed_backend.FakeClock.TICK_S)
+    assert ttft(slow) - ttft(fast) == pytest.approx(7 * slowed_backend.DELAY_S)
 
 
 # -- interruption and failures -------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class NoParams(Params):
+    pass
+
+
 @register_evaluator("test-interrupt")
 class InterruptOnSecondPoint:
     """Measures nothing real; raises KeyboardInterrupt (as Ctrl-C does) at the second point."""
 
+    params_type = NoParams
+
     def points(self, params):
         return [{"point": i} for i in range(4)]
 
-    def run_point(self, model, tokenizer, point, params):
+    def run_point(self, context, point, params):
         if point["point"] == 1:
             raise KeyboardInterrupt
         return [Metric("dummy", 1.0 + point["point"], "s", False)]
@@ -117,10 +133,12 @@ class InterruptOnSecondPoint:
 
 @register_evaluator("test-oom")
 class OomOnSecondPoint:
+    params_type = NoParams
+
     def points(self, params):
         return [{"point": i} for i in range(3)]
 
-    def run_point(self, model, tokenizer, point, params):
+    def run_point(self, context, point, params):
         if point["point"] == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 33 GiB")
         return [Metric("dummy", 1.0, "s", False)]
@@ -155,13 +173,13 @@ def test_out_of_memory_is_a_row_and_the_run_goes_on():
 def test_bad_parameters_and_names_are_refused():
     ev = get_evaluator("perf")
     with pytest.raises(EvaluationError, match="unknown perf parameter"):
-        ev.points({"prompt_length": (5,)})
+        ev.params_type.from_dict({"prompt_length": (5,)})
     with pytest.raises(EvaluationError, match="unknown perf mode"):
-        ev.points({"modes": ("prefil",)})
+        ev.params_type.from_dict({"modes": ("prefil",)})
     with pytest.raises(EvaluationError, match="new_tokens >= 2"):
-        ev.points({"new_tokens": 1, "modes": ("decode",)})
+        ev.params_type.from_dict({"new_tokens": 1, "modes": ("decode",)})
     with pytest.raises(EvaluationError, match=">= 1"):
-        ev.points({"prompt_lengths": (0,)})
+        ev.params_type.from_dict({"prompt_lengths": (0,)})
     with pytest.raises(EvaluationError, match="unknown suite 'nope'; known suites: .*quick"):
         get_suite("nope")
     with pytest.raises(EvaluationError, match="unknown evaluator"):
@@ -172,14 +190,14 @@ def test_bad_parameters_and_names_are_refused():
 def test_named_suites_resolve_per_variant():
     assert {"quick", "seed-perf", "sweep", "llm-perf"} <= set(SUITES)
     (step,) = resolve(get_suite("seed-perf"), spec(chunk_size=64))
-    assert step.params["prompt_lengths"] == (64, 128, 192, 256, 320, 384, 448)
-    assert step.overrides == {"n_layers": 4} and step.params["new_tokens"] == 100
-    assert set(step.params["modes"]) == {"prefill", "decode", "generate-nocache"}
+    assert step.params.prompt_lengths == (64, 128, 192, 256, 320, 384, 448)
+    assert step.overrides == {"n_layers": 4} and step.params.new_tokens == 100
+    assert set(step.params.modes) == {"prefill", "decode", "generate-nocache"}
     (step,) = resolve(get_suite("seed-perf"), spec(chunk_size=None, n_layers=2), model_chunk_size=256)
-    assert step.params["prompt_lengths"][-1] == 7 * 256 and step.overrides == {}  # the spec's 2 layers stay
+    assert step.params.prompt_lengths[-1] == 7 * 256 and step.overrides == {}  # the spec's 2 layers stay
     steps = resolve(get_suite("sweep"), spec())
     assert [s.overrides["chunk_size"] for s in steps] == [16, 32, 64, 128, 256]
-    assert steps[0].params["prompt_lengths"] == (256, 512, 1024, 2048, 4096, 8192)
+    assert steps[0].params.prompt_lengths == (256, 512, 1024, 2048, 4096, 8192)
     llm = get_suite("llm-perf").params
     assert (llm["prompt_lengths"], llm["new_tokens"], llm["iterations"], llm["min_seconds"]) == ((256,), 64, 10, 10.0)
     with pytest.raises(EvaluationError, match="chunk size"):
@@ -258,7 +276,7 @@ def test_eval_json_and_user_errors(capsys):
     assert main(["eval", "no-such-variant"]) == 2
     assert "no-such-variant" in capsys.readouterr().err
     assert main(["eval", "reference-c64", "--param", "promptlen=3"]) == 2
-    assert "unknown perf parameter" in capsys.readouterr().err
+    assert "suite 'quick' has no parameter promptlen; valid: batch_sizes" in capsys.readouterr().err
     assert main(["eval", "reference-c64", "--param", "oops"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
 
@@ -300,3 +318,20 @@ def test_decoder_field_validation_and_fingerprints():
         spec(decoder="graph")
     with pytest.raises(SsmboardError, match="apply_scan|patched|ScanMixer"):
         build(spec(scan="transformers", chunk_size=None, decoder="static"))
+
+
+def test_reports_carry_the_resolved_parameters_of_their_step(tmp_path):
+    out = tmp_path / "p.json"
+    summary = ssmboard_evaluate("reference-c64", "quick", params={"prompt_lengths": 24, "iterations": 2,
+                                                                  "modes": "prefill"}, out=out, progress=False)
+    (first, *_) = Report.load(out)
+    assert first.params == {**summary.reports[0].params}
+    assert first.params["prompt_lengths"] == [24] and first.params["iterations"] == 2
+    assert first.params["warmup"] == 1 and first.params["seed"] == 0 and first.params["min_seconds"] == 0.0
+    assert first.params["modes"] == ["prefill"] and first.params["new_tokens"] == 8  # the suite's own value
+
+
+def ssmboard_evaluate(*args, **kwargs):
+    import ssmboard
+
+    return ssmboard.evaluate(*args, **kwargs)

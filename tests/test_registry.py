@@ -228,7 +228,8 @@ def _report_for(spec: VariantSpec, value: float):
 
 
 def test_conflict_and_replace_keep_old_results():
-    from ssmboard.db.queries import results_records, save_report, variant_records
+    from ssmboard.db.queries import results_records, variant_records
+    from ssmboard.jobs.sinks import save_report
 
     old = ssmboard.register_variant("mine", scan="reference", chunk_size=64)
     save_report(_report_for(old, 1.0))
@@ -321,3 +322,34 @@ def test_imports_stay_light(python_process):
         "assert not bad, bad\n"
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_variant_on_another_process_backend_is_listed_and_refused_only_when_built(python_process):
+    """A backend registered in one process (register_backend) is unknown in the next: the variant
+    is still listed there, marked, and building it names the missing backend."""
+    reg = python_process(
+        "from ssmboard.variants.backends import Backend, register_backend\n"
+        "register_backend(Backend('my-scan', 'ssmboard.variants.scans.reference:scan', "
+        "'ssmboard.variants.scans.reference:step', exact=True))\n"
+        "import ssmboard\n"
+        "ssmboard.register_variant('on-my-scan', scan='my-scan', chunk_size=32)\n"
+    )
+    assert reg.returncode == 0, reg.stderr
+    from ssmboard.cli import main
+
+    assert main(["variants", "list"]) == 0
+    listed = python_process("from ssmboard.cli import main\nraise SystemExit(main(['variants', 'list']))\n")
+    assert listed.returncode == 0, listed.stderr
+    assert "on-my-scan" in listed.stdout and "my-scan (not registered here)" in listed.stdout
+    spec = ssmboard.get_variant("on-my-scan")
+    assert spec.scan == "my-scan" and spec.backend_known is False
+    assert spec.fingerprint == VariantSpec.from_stored(spec.to_dict()).fingerprint
+    with pytest.raises(UnknownBackendError, match="'my-scan' is not registered in this process.*register_backend"):
+        from ssmboard.variants.build import build
+
+        build(spec, device="cpu")
+    with pytest.raises(UnknownBackendError):  # registering a new variant still checks the name
+        ssmboard.register_variant("another", scan="my-scan")
+    shown = python_process("from ssmboard.cli import main\nraise SystemExit(main(['eval', 'on-my-scan']))\n")
+    assert shown.returncode == 2 and "'my-scan' is not registered in this process" in shown.stderr
+    assert "Traceback" not in shown.stderr

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-_ENGINE = ("Store", "dispose_stores", "get_store", "session_scope")
+_ENGINE = ("Store", "dispose_stores", "get_store")
 _QUERIES = ("save_report", "results_records", "db_info", "variant_records", "SaveCounts")
 
 __all__ = [*_ENGINE, *_QUERIES]

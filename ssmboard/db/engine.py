@@ -112,13 +112,6 @@ def dispose_stores() -> None:
         _stores.clear()
 
 
-@contextlib.contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """``with session_scope() as s:`` — a short transaction on the default store."""
-    with get_store(url).session() as s:
-        yield s
-
-
 # ---------------------------------------------------------------------------------------
 def _parse(url: str) -> URL:
     try:

@@ -89,7 +89,7 @@ class Environment(Base):
 
 
 class Job(Base):
-    """One evaluation to run for one variant (the job queue of a later issue drains these)."""
+    """One evaluation to run for one variant: the queue that workers drain."""
 
     __tablename__ = "jobs"
 
@@ -137,3 +137,19 @@ class Result(Base):
 
     variant: Mapped[Variant] = relationship(back_populates="results")
     environment: Mapped[Optional[Environment]] = relationship()
+    items: Mapped[list["ItemScore"]] = relationship(back_populates="result", cascade="all, delete-orphan")
+
+
+class ItemScore(Base):
+    """One item's score behind an aggregate result row (revision 0003): the paired comparison
+    between two variants resamples these, item by item, on the items both were scored on."""
+
+    __tablename__ = "item_scores"
+    __table_args__ = (UniqueConstraint("result_id", "item", name="uq_item_scores_result_item"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    result_id: Mapped[int] = mapped_column(ForeignKey("results.id", ondelete="CASCADE"), index=True)
+    item: Mapped[str] = mapped_column(String(256))
+    value: Mapped[float] = mapped_column(Float)
+
+    result: Mapped[Result] = relationship(back_populates="items")

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ssmboard.evaluators.report import Environment
+from ssmboard.version import package_version
 
 
 def _version(dist: str) -> str | None:
@@ -62,15 +63,6 @@ def _driver_version() -> str | None:
     return out.splitlines()[0].strip() if out else None
 
 
-def _ssmboard_version() -> str | None:
-    v = _version("ssmboard")
-    if v is None:
-        import ssmboard
-
-        v = getattr(ssmboard, "__version__", None)
-    return v
-
-
 def collect_environment(device: str | None = None) -> Environment:
     """The current machine: device (GPU name via torch.cuda, else the CPU), versions, git sha.
 
@@ -82,7 +74,7 @@ def collect_environment(device: str | None = None) -> Environment:
         torch_version=_version("torch"),
         triton_version=_version("triton"),
         transformers_version=_version("transformers"),
-        ssmboard_version=_ssmboard_version(),
+        ssmboard_version=package_version(),
         git_sha=git_sha(),
         hostname=socket.gethostname() or None,
         python_version=platform.python_version(),

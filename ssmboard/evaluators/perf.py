@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from ssmboard.errors import EvaluationError
-from ssmboard.evaluators.base import register_evaluator
+from ssmboard.evaluators.base import EvalContext, Params, register_evaluator
 from ssmboard.evaluators.memory import PeakMemory, PeakMemoryTracker
 from ssmboard.evaluators.prompts import prompt_ids
 from ssmboard.evaluators.report import Metric
@@ -29,7 +29,7 @@ MODES = ("prefill", "decode", "generate-nocache")
 
 
 @dataclass(frozen=True)
-class PerfParams:
+class PerfParams(Params):
     prompt_lengths: tuple[int, ...] = (128,)
     batch_sizes: tuple[int, ...] = (1,)
     new_tokens: int = 16
@@ -40,59 +40,38 @@ class PerfParams:
     seed: int = 0
     use_cache: bool = True  # for the prefill measurement; decode always uses the cache
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PerfParams":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise EvaluationError(f"unknown perf parameter(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        seq = ("prompt_lengths", "batch_sizes", "modes")  # a single value stands for a list of one
-        p = cls(**{k: tuple(v) if isinstance(v, (list, tuple)) else (v,) if k in seq else v for k, v in d.items()})
-        bad = [m for m in p.modes if m not in MODES]
+    def validate(self) -> None:
+        bad = [m for m in self.modes if m not in MODES]
         if bad:
             raise EvaluationError(f"unknown perf mode(s) {bad}; valid: {list(MODES)}")
-        if p.new_tokens < 2 and "decode" in p.modes:
+        if self.new_tokens < 2 and "decode" in self.modes:
             raise EvaluationError("decode needs new_tokens >= 2 (one token is the prefill)")
-        if p.iterations < 1 or p.warmup < 0 or any(n < 1 for n in p.prompt_lengths + p.batch_sizes):
+        if self.iterations < 1 or self.warmup < 0 or any(n < 1 for n in self.prompt_lengths + self.batch_sizes):
             raise EvaluationError("iterations, prompt lengths and batch sizes must be >= 1, warmup >= 0")
-        return p
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 @register_evaluator("perf")
 class PerfEvaluator:
     name = "perf"
+    params_type = PerfParams
+    needs_trained_weights = False  # random weights time the same as trained ones
 
-    def points(self, params: dict[str, Any]) -> list[dict[str, Any]]:
-        p = PerfParams.from_dict(params)
-        return [{"batch": b, "prompt_len": L} for b in p.batch_sizes for L in p.prompt_lengths]
+    def points(self, params: PerfParams) -> list[dict[str, Any]]:
+        return [{"batch": b, "prompt_len": L} for b in params.batch_sizes for L in params.prompt_lengths]
 
-    def run_point(self, model, tokenizer, point: dict[str, Any], params: dict[str, Any]) -> list[Metric]:
-        p = PerfParams.from_dict(params)
-        dev = _device(model)
+    def run_point(self, context: EvalContext, point: dict[str, Any], params: PerfParams) -> list[Metric]:
+        p, built = params, context.built
+        dev = built.device
         cuda = dev.type == "cuda"
         b, L, N = point["batch"], point["prompt_len"], p.new_tokens
-        ids = prompt_ids(tokenizer, b, L, vocab_size=model.config.vocab_size, seed=p.seed).to(dev)
+        ids = prompt_ids(built.tokenizer, b, L, vocab_size=built.vocab_size, seed=p.seed).to(dev)
         mask = torch.ones_like(ids)
-        pad = getattr(tokenizer, "pad_token_id", None) if tokenizer is not None else None
-        pad = pad if pad is not None else getattr(model.config, "pad_token_id", None) or 0
         use_cache = p.use_cache
         base_ctx = {**point, "new_tokens": N, "device": str(dev.type), "use_cache": use_cache}
 
-        static = getattr(model, "ssmboard_decoder", "generate") == "static"
-
         def gen(n: int, cache: bool):
             def run():
-                with torch.inference_mode():
-                    if static and cache:  # greedy with min = max new tokens, as below
-                        from ssmboard.variants.graph_decode import generate
-
-                        out = generate(model, ids, mask, max_new_tokens=n)
-                    else:
-                        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                             do_sample=False, num_beams=1, use_cache=cache, pad_token_id=pad)
+                out = built.generate(ids, mask, max_new_tokens=n, use_cache=cache)
                 if out.shape[1] != L + n:
                     raise EvaluationError(f"generate returned {out.shape[1] - L} new tokens, expected {n}")
             return run

@@ -61,6 +61,9 @@ class Metric:
     n: int = 1
     context: dict[str, Any] = field(default_factory=dict)
     row_key: str = field(default_factory=_new_row_key)
+    # Per-item scores behind this number (item id -> score), e.g. each prompt's KL or each
+    # task document's log-likelihood: what a paired comparison of two variants resamples.
+    items: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -85,6 +88,14 @@ class Metric:
             json.dumps(self.context, allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ReportError(f"metric {self.name!r}: context is not plain JSON data ({exc})") from None
+        if not isinstance(self.items, Mapping):
+            raise ReportError(f"metric {self.name!r}: items must be an object of item id -> score")
+        items = {}
+        for key, value in self.items.items():
+            if not _is_number(value) or not math.isfinite(value):
+                raise ReportError(f"metric {self.name!r}: item {key!r} has score {value!r}; scores are finite numbers")
+            items[str(key)] = float(value)
+        self.items = items
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,10 +195,6 @@ class Report:
         """Build a report from a ``VariantSpec`` (anything with ``to_dict()``)."""
         return cls(variant=spec.to_dict(), evaluator=evaluator, environment=environment,
                    metrics=list(metrics), suite=suite, params=dict(params or {}))
-
-    @property
-    def created_datetime(self) -> datetime:
-        return datetime.fromisoformat(self.created_at)
 
     # -- JSON ------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

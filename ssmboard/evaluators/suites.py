@@ -1,11 +1,13 @@
-"""Named suites: which evaluator, with which parameters, over which variant overrides.
+"""Named suites: which evaluators, with which parameters, over which variant overrides.
 
-A suite is plain data. ``resolve`` turns it into concrete steps for one variant, since
-some parameters depend on the variant (prompt lengths given in chunks, a default of 4
+A suite is plain data: one or more parts, each an evaluator with its parameters.
+``resolve`` turns a suite into concrete steps for one variant, parsing each part's
+parameters once (some depend on the variant: prompt lengths given in chunks, a default of 4
 layers that a variant may already set).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,9 +15,9 @@ from ssmboard.errors import EvaluationError
 
 
 @dataclass(frozen=True)
-class Suite:
-    name: str
-    description: str
+class Part:
+    """One evaluator of a suite, with its parameters."""
+
     evaluator: str
     params: dict[str, Any]
     prompt_chunks: tuple[int, ...] = ()  # prompt lengths as multiples of the chunk size
@@ -24,9 +26,32 @@ class Suite:
 
 
 @dataclass(frozen=True)
+class Suite:
+    """A named set of parts. A one-part suite may give its part's fields directly."""
+
+    name: str
+    description: str
+    evaluator: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt_chunks: tuple[int, ...] = ()
+    chunk_sizes: tuple[int, ...] = ()
+    spec_defaults: dict[str, Any] = field(default_factory=dict)
+    parts: tuple[Part, ...] = ()
+
+    def all_parts(self) -> tuple[Part, ...]:
+        if self.parts:
+            return self.parts
+        return (Part(self.evaluator, self.params, self.prompt_chunks, self.chunk_sizes, self.spec_defaults),)
+
+    @property
+    def evaluators(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(p.evaluator for p in self.all_parts()))
+
+
+@dataclass(frozen=True)
 class Step:
     evaluator: str
-    params: dict[str, Any]
+    params: Any  # the evaluator's parsed Params
     overrides: dict[str, Any]  # VariantSpec fields replaced for this step
 
 
@@ -67,6 +92,12 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
 ]}
 
 
+def register_suite(suite: Suite) -> Suite:
+    """Add (or replace) a named suite."""
+    SUITES[suite.name] = suite
+    return suite
+
+
 def get_suite(name: str) -> Suite:
     try:
         return SUITES[name]
@@ -74,22 +105,58 @@ def get_suite(name: str) -> Suite:
         raise EvaluationError(f"unknown suite {name!r}; known suites: {', '.join(sorted(SUITES))}") from None
 
 
-def resolve(suite: Suite, spec, model_chunk_size: int | None = None) -> list[Step]:
+def with_params(suite: Suite, overrides: dict[str, Any]) -> Suite:
+    """``suite`` with parameter overrides laid on every part whose evaluator takes that name.
+
+    A name no part's evaluator takes is an error (listing the valid names); each part's
+    parameters are parsed here, so a bad value fails before any work.
+    """
+    if not overrides:
+        return suite
+    from ssmboard.evaluators.base import get_evaluator
+
+    parts, used = [], set()
+    for part in suite.all_parts():
+        ptype = get_evaluator(part.evaluator).params_type
+        names = {f.name for f in dataclasses.fields(ptype)}
+        mine = {k: v for k, v in overrides.items() if k in names}
+        used |= set(mine)
+        params = {**part.params, **mine}
+        ptype.from_dict(params)
+        parts.append(dataclasses.replace(part, params=params))
+    unused = sorted(set(overrides) - used)
+    if unused:
+        valid = sorted({f.name for p in suite.all_parts()
+                        for f in dataclasses.fields(get_evaluator(p.evaluator).params_type)})
+        raise EvaluationError(f"suite {suite.name!r} has no parameter {', '.join(unused)}; valid: {', '.join(valid)}")
+    return dataclasses.replace(suite, parts=tuple(parts), evaluator="", params={})
+
+
+def needs_model_chunk_size(suite: Suite, spec: Any) -> bool:
+    """True when some part counts prompt lengths in chunks and neither it nor the spec sets one."""
+    return any(p.prompt_chunks and not p.chunk_sizes for p in suite.all_parts()) and not spec.chunk_size
+
+
+def resolve(suite: Suite, spec: Any, model_chunk_size: int | None = None) -> list[Step]:
     """Concrete steps for ``spec``; ``model_chunk_size`` is the model's own when the spec has none."""
-    base: dict[str, Any] = {k: v for k, v in suite.spec_defaults.items() if getattr(spec, k, None) is None}
-    chunk_choices = suite.chunk_sizes or (None,)
+    from ssmboard.evaluators.base import get_evaluator
+
     steps = []
-    for cs in chunk_choices:
-        overrides = dict(base)
-        if cs is not None:
-            overrides["chunk_size"] = cs
-        params = dict(suite.params)
-        params.setdefault("use_cache", bool(getattr(spec, "use_cache", True)))
-        if suite.prompt_chunks:
-            chunk = cs or getattr(spec, "chunk_size", None) or model_chunk_size
-            if not chunk:
-                raise EvaluationError(f"suite {suite.name!r} gives prompt lengths in chunks but the chunk size "
-                                      "of this variant is unknown; set chunk_size on the variant")
-            params["prompt_lengths"] = tuple(k * chunk for k in suite.prompt_chunks)
-        steps.append(Step(suite.evaluator, params, overrides))
+    for part in suite.all_parts():
+        ptype = get_evaluator(part.evaluator).params_type
+        base = {k: v for k, v in part.spec_defaults.items() if getattr(spec, k, None) is None}
+        for cs in part.chunk_sizes or (None,):
+            overrides = dict(base)
+            if cs is not None:
+                overrides["chunk_size"] = cs
+            params = dict(part.params)
+            if "use_cache" in {f.name for f in dataclasses.fields(ptype)}:
+                params.setdefault("use_cache", bool(spec.use_cache))
+            if part.prompt_chunks:
+                chunk = cs or spec.chunk_size or model_chunk_size
+                if not chunk:
+                    raise EvaluationError(f"suite {suite.name!r} gives prompt lengths in chunks but the chunk size "
+                                          "of this variant is unknown; set chunk_size on the variant")
+                params["prompt_lengths"] = tuple(k * chunk for k in part.prompt_chunks)
+            steps.append(Step(part.evaluator, ptype.from_dict(params), overrides))
     return steps

@@ -17,7 +17,7 @@ class Timings:
     warmup: list[float] = field(default_factory=list)
 
 
-def _timed_once(fn: Callable[[], object], cuda: bool) -> float:
+def _timed_once(fn: Callable[[], object], cuda: bool, clock: Callable[[], float]) -> float:
     if cuda:
         import torch
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -26,20 +26,24 @@ def _timed_once(fn: Callable[[], object], cuda: bool) -> float:
         end.record()
         torch.cuda.synchronize()
         return start.elapsed_time(end) / 1e3
-    t0 = time.perf_counter()
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def measure(fn: Callable[[], object], *, warmup: int, iterations: int, min_seconds: float,
-            cuda: bool = False, max_iterations: int = 10_000) -> Timings:
-    """Run ``fn`` ``warmup`` times untimed-for-stats, then until both minimums are met."""
+            cuda: bool = False, max_iterations: int = 10_000,
+            clock: Callable[[], float] = time.perf_counter) -> Timings:
+    """Run ``fn`` ``warmup`` times untimed-for-stats, then until both minimums are met.
+
+    ``clock`` (seconds) times CPU runs and the ``min_seconds`` budget; tests pass a fake one.
+    """
     if cuda:
         import torch
         torch.cuda.synchronize()
-    warm = [_timed_once(fn, cuda) for _ in range(warmup)]
+    warm = [_timed_once(fn, cuda, clock) for _ in range(warmup)]
     samples: list[float] = []
-    deadline = time.perf_counter() + min_seconds
-    while len(samples) < max(1, iterations) or (time.perf_counter() < deadline and len(samples) < max_iterations):
-        samples.append(_timed_once(fn, cuda))
+    deadline = clock() + min_seconds
+    while len(samples) < max(1, iterations) or (clock() < deadline and len(samples) < max_iterations):
+        samples.append(_timed_once(fn, cuda, clock))
     return Timings(samples=samples, warmup=warm)

@@ -9,7 +9,8 @@ from typing import Any
 
 from ssmboard.registry.spec import VariantSpec, make_spec
 
-_API = ("register_variant", "get_variant", "list_variants", "ensure_builtins", "variant_history")
+_API = ("register_variant", "get_variant", "list_variants", "ensure_builtins", "variant_history",
+        "variant_records", "store_info", "store_location", "spec_from_record")
 
 __all__ = ["VariantSpec", "make_spec", *_API]
 

@@ -1,49 +1,35 @@
 """register_variant / get_variant / list_variants, backed by the store.
 
-Every call opens a short session; built-in variants are added to a store the first time
-this process touches it.
+The store keeps each variant as its spec dict and fingerprint; this module turns those into
+``VariantSpec`` objects (without re-checking the backend name, which was valid when stored)
+and back. Built-in variants are added to a store the first time this process touches it.
 """
 from __future__ import annotations
 
 import difflib
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from ssmboard.db import models as m
 from ssmboard.db import queries
 from ssmboard.db.engine import Store, get_store
 from ssmboard.errors import SpecError, VariantNotFoundError
 from ssmboard.registry.builtins import builtin_specs
-from ssmboard.registry.spec import VariantSpec, check_fields, natural_key
+from ssmboard.registry.spec import VariantSpec, check_fields
 
 _ENSURED = "builtins_ensured"
-
-
-def _sync_builtins(s: Session) -> int:
-    changed = 0
-    for spec in builtin_specs():
-        row = queries.active_variant(s, spec.name)
-        if row is None:
-            queries.register_spec(s, spec, builtin=True)
-            changed += 1
-        elif row.builtin and not queries.spec_of(row).same_as(spec):
-            queries.register_spec(s, spec, replace=True, builtin=True)  # definition changed in code
-            changed += 1
-        elif not row.builtin and row.fingerprint == spec.fingerprint and queries.spec_of(row).same_as(spec):
-            row.builtin = True  # e.g. imported from a report before the built-ins were added
-            changed += 1
-    return changed
 
 
 def ensure_builtins(store: Store | None = None) -> Store:
     """Add the built-in variants to the store once per process (cheap afterwards)."""
     store = store or get_store()
     if not store.state.get(_ENSURED):
-        store.write(_sync_builtins)
+        queries.sync_builtin_variants(((s.to_dict(), s.fingerprint) for s in builtin_specs()), store=store)
         store.state[_ENSURED] = True
     return store
+
+
+def spec_from_record(record: dict[str, Any]) -> VariantSpec:
+    """The spec of a stored variant record (``{"spec": ..., "fingerprint": ...}``)."""
+    return VariantSpec.from_stored(record["spec"])
 
 
 def register_variant(name: str | VariantSpec, *, replace: bool = False, **fields: Any) -> VariantSpec:
@@ -64,13 +50,12 @@ def register_variant(name: str | VariantSpec, *, replace: bool = False, **fields
             raise SpecError("the name is the first argument; do not pass name= as well")
         spec = VariantSpec(name=name, **fields)
     store = ensure_builtins()
-    store.write(lambda s: queries.register_spec(s, spec, replace=replace))
+    queries.register_variant(spec.to_dict(), spec.fingerprint, replace=replace, store=store)
     return spec
 
 
-def _not_found(s: Session, name: str) -> VariantNotFoundError:
-    names = list(s.scalars(select(m.Variant.name).where(m.Variant.active.is_(True)).order_by(m.Variant.name)))
-    close = difflib.get_close_matches(name, names, n=3)
+def _not_found(name: str) -> VariantNotFoundError:
+    close = difflib.get_close_matches(name, queries.variant_names(), n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
     return VariantNotFoundError(
         f"no variant named {name!r}; {hint}see `ssmboard variants list`, or register it with "
@@ -80,22 +65,21 @@ def _not_found(s: Session, name: str) -> VariantNotFoundError:
 
 def get_variant(name: str) -> VariantSpec:
     """The active spec registered under ``name``; VariantNotFoundError if none."""
-    store = ensure_builtins()
-    with store.session() as s:
-        row = queries.active_variant(s, name)
-        if row is None:
-            raise _not_found(s, name)
-        return queries.spec_of(row)
+    ensure_builtins()
+    record = queries.active_variant(name)
+    if record is None:
+        raise _not_found(name)
+    return spec_from_record(record)
 
 
 def list_variants(*, tag: str | None = None, scan: str | None = None) -> list[VariantSpec]:
-    """Every active variant, sorted by name; optionally only those with a tag or backend."""
-    store = ensure_builtins()
-    with store.session() as s:
-        q = select(m.Variant).where(m.Variant.active.is_(True)).order_by(m.Variant.name)
-        if scan is not None:
-            q = q.where(m.Variant.scan == scan)
-        specs = sorted((queries.spec_of(row) for row in s.scalars(q)), key=lambda sp: natural_key(sp.name))
+    """Every active variant, in natural name order; optionally only those with a tag or backend.
+
+    A variant whose backend this process has not registered is listed too (its
+    ``backend_known`` is False); building it is what fails.
+    """
+    ensure_builtins()
+    specs = [spec_from_record(r) for r in queries.active_variants(scan=scan)]
     if tag is not None:
         specs = [sp for sp in specs if tag in sp.tags]
     return specs
@@ -106,6 +90,24 @@ def variant_history(name: str) -> list[dict[str, Any]]:
     ensure_builtins()
     rows = [r for r in queries.variant_records(include_inactive=True) if r["name"] == name]
     if not rows:
-        with get_store().session() as s:
-            raise _not_found(s, name)
+        raise _not_found(name)
     return rows
+
+
+def variant_records(*, include_inactive: bool = False) -> list[dict[str, Any]]:
+    """Every stored variant row as a flat dict (spec fields, fingerprint, active, builtin, result count)."""
+    ensure_builtins()
+    return queries.variant_records(include_inactive=include_inactive)
+
+
+def store_info() -> dict[str, Any]:
+    """What `ssmboard db info` prints: URL (password hidden), file, schema revision, row counts."""
+    return queries.db_info(ensure_builtins())
+
+
+def store_location() -> str:
+    """The store's file path, or its URL with any password hidden."""
+    from ssmboard.db.engine import redact
+
+    store = ensure_builtins()
+    return str(store.path) if store.path else redact(store.url)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
@@ -69,13 +70,22 @@ def _validate_model(model: Any) -> str:
     return model
 
 
-def _validate_scan(scan: Any) -> str:
+def _validate_scan(scan: Any, *, must_be_known: bool = True) -> str:
+    if isinstance(scan, str) and NAME_RE.fullmatch(scan) and (not must_be_known or scan in _known_scans()):
+        return scan
+    raise UnknownBackendError(f"unknown scan backend {scan!r}; known backends: {', '.join(_known_scans())}")
+
+
+def check_backend_known(scan: str) -> None:
+    """Raise when ``scan`` names no backend in this process: a variant stored by a process that
+    registered its own backend (``register_backend``) is listed everywhere but built only where
+    that backend is registered."""
     known = _known_scans()
-    if not isinstance(scan, str) or scan not in known:
+    if scan not in known:
         raise UnknownBackendError(
-            f"unknown scan backend {scan!r}; known backends: {', '.join(known)}"
+            f"scan backend {scan!r} is not registered in this process (known: {', '.join(known)}); "
+            "import the module that calls register_backend for it before building or evaluating this variant"
         )
-    return scan
 
 
 def _validate_chunk_size(chunk_size: Any) -> int | None:
@@ -204,6 +214,15 @@ def _validate_tags(tags: Any) -> tuple[str, ...]:
     return tuple(sorted(set(t.strip() for t in tags)))
 
 
+class _StoredFlag(threading.local):
+    active = False
+
+
+# While set (only inside VariantSpec.from_stored), a backend name this process does not know is
+# accepted: it was checked when the variant was registered, possibly in another process.
+_STORED = _StoredFlag()
+
+
 @dataclass(frozen=True)
 class VariantSpec:
     """One registered way to run a model: model, scan backend, chunk size, dtype, compile.
@@ -234,7 +253,7 @@ class VariantSpec:
         norm = {
             "name": _validate_name(self.name),
             "model": _validate_model(self.model),
-            "scan": _validate_scan(self.scan),
+            "scan": _validate_scan(self.scan, must_be_known=not _STORED.active),
             "chunk_size": _validate_chunk_size(self.chunk_size),
             "dtype": _validate_dtype(self.dtype),
             "compile": _validate_compile(self.compile),
@@ -282,6 +301,21 @@ class VariantSpec:
                 "an incompatible ssmboard version. Drop the 'fingerprint' key to accept the fields."
             )
         return spec
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> "VariantSpec":
+        """A spec from the store or a report: validated as :meth:`from_dict`, except that its scan
+        backend may be one this process has not registered (see :func:`check_backend_known`,
+        which building calls). Listing variants never fails on another process's backend."""
+        _STORED.active = True
+        try:
+            return cls.from_dict(data)
+        finally:
+            _STORED.active = False
+
+    @property
+    def backend_known(self) -> bool:
+        return self.scan in _known_scans()
 
     def replace(self, **changes: Any) -> "VariantSpec":
         """A copy with some fields changed (validated again)."""

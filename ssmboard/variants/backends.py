@@ -67,7 +67,8 @@ def get_backend(name: str) -> Backend:
         return _BACKENDS[name]
     except KeyError:
         raise UnknownBackendError(
-            f"unknown scan backend {name!r}; known backends: {', '.join(list_scans())}"
+            f"scan backend {name!r} is not registered in this process (known: {', '.join(list_scans())}); "
+            "a variant stored with it needs the module that calls register_backend for it imported first"
         ) from None
 
 

@@ -14,33 +14,15 @@ projection), each reading and writing the whole activation, and Inductor fuses e
 into one kernel. Compiling the whole model instead also traces the scan backend (a Triton
 launcher, transformers' cache objects) and recompiles per prompt length; the parts keep
 every backend usable and each compiled graph small, and they are captured as they are by
-the static decoder's CUDA graph. (H200, 4-layer Bamba-9B shape, 2048-token prefill: 218
-kernels / 9.9 ms of kernel time eager, 121 / 8.0 ms with the parts compiled.)
+the static decoder's CUDA graph (measured effect: benchmarks/model-h200-2026-11-29.md).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from ssmboard.errors import SpecError
-
-NO_COMPILE = (None, False, "", "none", "off", "eager")
-MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-SCOPES = ("model", "parts")
-
-
-def compile_options(options: Any) -> dict[str, Any]:
-    """A spec's compile_options (mapping, tuple of pairs, or None) as a dict."""
-    if options is None:
-        return {}
-    if isinstance(options, Mapping):
-        return dict(options)
-    try:
-        return {str(k): v for k, v in options}
-    except (TypeError, ValueError):
-        raise SpecError(f"compile_options must be a mapping or a sequence of (name, value) pairs, got {options!r}") from None
 
 
 def fusable_parts(model: nn.Module) -> list[nn.Module]:
@@ -54,35 +36,24 @@ def fusable_parts(model: nn.Module) -> list[nn.Module]:
     return parts
 
 
-def _compile_kwargs(mode: Any, options: Any) -> dict[str, Any] | None:
-    """``nn.Module.compile`` keyword arguments for a spec's mode and options; None: do not compile."""
-    if mode in NO_COMPILE:
-        if compile_options(options):
-            raise SpecError("compile_options are set but compile is off; set compile to a mode such as 'default'")
-        return None
-    if mode is True:
-        mode = "default"
-    if mode not in MODES:
-        raise SpecError(f"unknown torch.compile mode {mode!r}; use one of {', '.join(MODES)} or none")
-    opts = compile_options(options)
-    if not opts:
+def _compile_kwargs(mode: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``nn.Module.compile`` keyword arguments for a spec's (validated) mode and options."""
+    if not options:
         return {"mode": mode}
     import torch._inductor
 
     merged = dict(torch._inductor.list_mode_options(mode)) if mode != "default" else {}
-    merged.update(opts)
+    merged.update(options)
     return {"options": merged}
 
 
-def compile_model(model: nn.Module, mode: Any, options: Any = None, scope: str = "model") -> nn.Module:
-    """Compile ``model`` (scope "model") or its :func:`fusable_parts` (scope "parts") in place."""
-    if scope not in SCOPES:
-        raise SpecError(f"unknown compile scope {scope!r}; use one of {', '.join(SCOPES)}")
-    kwargs = _compile_kwargs(mode, options)
-    if kwargs is None:
-        if scope != "model":
-            raise SpecError(f"compile scope {scope!r} needs a compile mode such as 'default'")
+def compile_model(model: nn.Module, mode: str | None, options: dict[str, Any] | None = None,
+                  scope: str = "model") -> nn.Module:
+    """Compile ``model`` (scope "model") or its :func:`fusable_parts` (scope "parts") in place;
+    mode None leaves it eager. The arguments are a VariantSpec's, validated there."""
+    if mode is None:
         return model
+    kwargs = _compile_kwargs(mode, dict(options or {}))
     targets = [model] if scope == "model" else fusable_parts(model)
     if scope == "parts":
         if not targets:

@@ -1,9 +1,8 @@
 """Load the model (and tokenizer) that a variant spec names.
 
 Spec forms of ``model``:
-- ``embedded:<name>``: ``ssmboard/assets/<name>/`` through ``from_pretrained`` (offline). Until
-  the trained ``tiny-bamba`` is shipped there, that name falls back to a small random-init
-  BambaForCausalLM (fixed seed) with a byte-level tokenizer built in code, so everything runs.
+- ``embedded:<name>``: ``ssmboard/assets/<name>/`` through ``from_pretrained`` (offline): the
+  trained ``tiny-bamba`` ships there. Missing weights are an error, never a silent stand-in.
 - ``config:<name-or-path>``: random init (fixed seed) from a shipped config
   (``ssmboard/assets/configs/<name>.json``), a config.json file, or a folder holding one.
   Random weights are for speed and memory measurements only.
@@ -61,23 +60,6 @@ def byte_tokenizer() -> Any:
     tok.add_special_tokens(specials)
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|bos|>",
                                    eos_token="<|eos|>", padding_side="left")
-
-
-def tiny_bamba_config() -> Any:
-    """The architecture of the random stand-in for ``embedded:tiny-bamba``.
-
-    Mirrors the shipped model (scripts/train_tiny.py): 8 layers with attention at layer 3,
-    hidden 256, 8 SSM heads of dim 64, d_state 64, one group, chunk 64, vocab 4096.
-    """
-    from transformers import BambaConfig
-
-    return BambaConfig(
-        vocab_size=4096, tie_word_embeddings=True, hidden_size=256, intermediate_size=448, num_hidden_layers=8,
-        attn_layer_indices=[3], num_attention_heads=4, num_key_value_heads=2,
-        mamba_n_heads=8, mamba_d_head=64, mamba_n_groups=1, mamba_d_state=64, mamba_d_conv=4,
-        mamba_expand=2, mamba_chunk_size=64, mamba_conv_bias=True, mamba_proj_bias=False,
-        max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=1,
-    )
 
 
 def truncate_config(config: Any, n_layers: int | None) -> Any:
@@ -213,21 +195,6 @@ def _from_pretrained(ref: str, n_layers: int | None, local_only: bool) -> tuple[
     return model, tokenizer
 
 
-def _tiny_bamba_stand_in(folder: Path, n_layers: int | None) -> tuple[Any, Any]:
-    """Random weights (fixed seed) until the trained tiny-bamba is shipped; its config and
-    tokenizer files are used when they are already in the folder."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    log.warning("embedded:%s has no weights yet: using a random-init stand-in (seed %d)", TINY_BAMBA, SEED)
-    config = (AutoConfig.from_pretrained(str(folder), local_files_only=True)
-              if (folder / "config.json").is_file() else tiny_bamba_config())
-    if (folder / "tokenizer.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    else:
-        tokenizer = _tokenizer_for(config)
-    return _random_init(truncate_config(config, n_layers)), tokenizer
-
-
 def load_model(ref: str, n_layers: int | None = None, *, device: Any = None, dtype: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) for a spec's ``model`` string, in eval mode.
 
@@ -242,11 +209,14 @@ def load_model(ref: str, n_layers: int | None = None, *, device: Any = None, dty
         if _has_weights(folder):
             model, tokenizer = _from_pretrained(str(folder), n_layers, local_only=True)
         elif name == TINY_BAMBA:
-            model, tokenizer = _tiny_bamba_stand_in(folder, n_layers)
+            raise ModelLoadError(
+                f"the embedded model's weights are missing ({folder / 'model.safetensors'}): this ssmboard was "
+                "installed without its package data; reinstall it from a checkout (`pip install .`) or a wheel, "
+                "which ship them, or retrain them with scripts/train_tiny.py")
         else:
             shipped = sorted(p.name for p in assets_dir().iterdir() if _has_weights(p)) if assets_dir().is_dir() else []
             raise ModelLoadError(f"no embedded model {name!r} (no weights in {folder}); "
-                                 f"embedded models: {', '.join(shipped + [TINY_BAMBA])}")
+                                 f"embedded models: {', '.join(shipped)}")
     elif ref.startswith("config:"):
         config = truncate_config(resolve_config(ref.split(":", 1)[1]), n_layers)
         tokenizer = _tokenizer_for(config)

@@ -33,13 +33,7 @@ def supported_model_types() -> list[str]:
 
 
 def _mixer_classes() -> tuple[type, ...]:
-    classes = []
-    for module, name in SUPPORTED_MIXERS.values():
-        try:
-            classes.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):  # an older transformers without that model
-            continue
-    return tuple(classes)
+    return tuple(getattr(importlib.import_module(module), name) for module, name in SUPPORTED_MIXERS.values())
 
 
 def _refuse(model: nn.Module, why: str) -> SsmboardError:
