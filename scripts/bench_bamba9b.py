@@ -37,6 +37,7 @@ def child(args) -> None:
 
     from bench_model import spec_for
     from ssmboard.evaluators.base import get_evaluator
+    from ssmboard.evaluators.base import EvalContext
     from ssmboard.evaluators.environment import collect_environment
     from ssmboard.evaluators.report import Metric, Report
     from ssmboard.evaluators.suites import get_suite, resolve
@@ -57,7 +58,8 @@ def child(args) -> None:
     built = build(spec, device="cuda" if cuda else "cpu")
     sync()
     build_s = time.perf_counter() - t0
-    model, tokenizer = (built.model, built.tokenizer) if hasattr(built, "model") else built
+    model = built.model
+    context = EvalContext(built=built, build=lambda other: build(other, device=built.device))
     weights = torch.cuda.memory_allocated() if cuda else 0
     n_layers = len(model.model.layers)
     print(f"[{args.variant}] built {n_layers} layers in {build_s:.1f} s, {weights / 2**30:.2f} GiB allocated",
@@ -72,7 +74,7 @@ def child(args) -> None:
                 t = time.perf_counter()
                 ctx = {**_context(spec, chunk, suite.name), **point}
                 try:
-                    metrics = evaluator.run_point(model, tokenizer, point, step.params)
+                    metrics = evaluator.run_point(context, point, step.params)
                 except torch.cuda.OutOfMemoryError as e:
                     torch.cuda.empty_cache()
                     metrics = [Metric("out_of_memory", 1.0, "", False, context={**point, "error": str(e)[:300]})]

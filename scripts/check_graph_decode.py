@@ -28,7 +28,6 @@ import platform
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 
-def _spec(model: str, scan: str) -> types.SimpleNamespace:
-    return types.SimpleNamespace(model=model, scan=scan, chunk_size=None, dtype="bfloat16", compile=None,
-                                 compile_options=None, n_layers=None, use_cache=True)
+def _spec(model: str, scan: str):
+    from ssmboard.registry.spec import VariantSpec
+
+    return VariantSpec(name=f"check-{scan}", model=model, scan=scan, dtype="bfloat16")
 
 
 def _sync() -> None:
@@ -100,7 +100,7 @@ def main() -> None:
 
     t0 = time.perf_counter()
     built = build(_spec(args.model, args.scans[0]), device=device)
-    model = built.model if hasattr(built, "model") else built[0]  # Built (issue 11) or (model, tokenizer)
+    model = built.model
     report["build_s"] = round(time.perf_counter() - t0, 1)
     vocab = model.config.vocab_size
     ids = torch.randint(3, vocab, (1, args.prompt), generator=torch.Generator().manual_seed(0)).to(device)

@@ -21,7 +21,6 @@ import os
 import statistics
 import sys
 import time
-import types
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,10 +91,11 @@ def main():
         out.write_text(json.dumps(res, indent=1))
 
     t = time.perf_counter()
-    spec = types.SimpleNamespace(model=args.model, scan=args.scan, chunk_size=None, dtype="bfloat16", compile=None,
-                                 compile_options=None, n_layers=None, use_cache=True, decoder="static")
+    from ssmboard.registry.spec import VariantSpec
+
+    spec = VariantSpec(name="profile", model=args.model, scan=args.scan, dtype="bfloat16", decoder="static")
     built = build(spec, device="cuda")
-    model = built.model if hasattr(built, "model") else built[0]  # Built (issue 11) or (model, tokenizer)
+    model = built.model
     sync()
     res["build_s"] = time.perf_counter() - t
     print(f"build {res['build_s']:.1f} s")
