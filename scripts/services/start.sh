@@ -135,7 +135,8 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 )
 SLURM_CONF_CHANGED=0
-if [ ! -f /etc/slurm/slurm.conf ] || [ "$(cat /etc/slurm/slurm.conf)" != "$SLURM_CONF_NEW" ]; then
+if [ ! -f /etc/slurm/slurm.conf ] \
+    || [ "$(grep -v '^FirstJobId=' /etc/slurm/slurm.conf)" != "$SLURM_CONF_NEW" ]; then
     printf '%s\n' "$SLURM_CONF_NEW" > /etc/slurm/slurm.conf
     SLURM_CONF_CHANGED=1
 fi
@@ -176,14 +177,28 @@ ctld_ok() { scontrol ping | grep -q 'is UP'; }
 if alive "$(pid_from /run/slurmctld.pid)" && [ "$SLURM_CONF_CHANGED" = 1 ]; then
     scontrol reconfigure || true
 fi
+# Without saved state (wiped, or unreadable) job IDs would start at 1 again while accounting
+# still holds the earlier run's jobs of those IDs: start after the highest one accounting knows.
+first_job_id() {
+    local top
+    top=$(sacct -n -X -P -a -S 2000-01-01 -E now -o JobIDRaw 2>/dev/null \
+          | tr -dc '0-9\n' | sort -n | tail -1 || true)
+    sed -i '/^FirstJobId=/d' /etc/slurm/slurm.conf
+    if [ -n "$top" ] && [ "$top" -gt 0 ]; then
+        echo "FirstJobId=$(( top + 1 ))" >> /etc/slurm/slurm.conf
+        log "no saved slurmctld state: job IDs start at $(( top + 1 ))"
+    fi
+}
 CTLD_STARTED=0
 if ! alive "$(pid_from /run/slurmctld.pid)"; then
     CTLD_STARTED=1
+    [ -s /var/spool/slurmctld/job_state ] || first_job_id
     slurmctld
     if ! wait_for 30 slurmctld ctld_ok; then
         log "slurmctld did not start with the saved state; starting it ignoring state errors (-i)"
         kill "$(pid_from /run/slurmctld.pid)" 2>/dev/null || true
         sleep 1
+        first_job_id
         slurmctld -i
         wait_for 30 slurmctld ctld_ok
     fi
@@ -239,6 +254,8 @@ port_free() {
     python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+# As postgres binds: SO_REUSEADDR, so connections of an earlier server in TIME_WAIT do not count.
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
