@@ -521,12 +521,8 @@ def main():
         save()
         log(f"[{time.perf_counter() - T_START:.0f}s] sweep done")
     if args.sweep_long:
-        cfgs = [{}, dict(NSEG=5, BLOCK_L1=128)]
-        cfgs += [dict(NSEG=k, BLOCK_L1=128) for k in (8, 12, 16, 24, 32)]
-        cfgs += [dict(NSEG=k, BLOCK_L1=256) for k in (8, 16, 32)]
-        cfgs += [dict(NSEG=16, BLOCK_L1=256, num_warps1=8), dict(NSEG=16, BLOCK_L1=128, num_stages=1),
-                 dict(NSEG=16, BLOCK_L1=128, num_stages=3), dict(NSEG=16, BLOCK_L1=128, BLOCK_L=64),
-                 dict(NSEG=16, BLOCK_L1=128, BLOCK_L=64, num_warps=8), dict(NSEG=16, BLOCK_L1=128, BLOCK_P=32)]
+        # the automatic count (the time model of _launch._segment_cost) against fixed counts
+        cfgs = [{}] + [dict(NSEG=k) for k in (1, 2, 3, 4, 5, 6, 8, 16)]
         sweep([(1, 32768, 256), (1, 8192, 256), (1, 16384, 256), (1, 4096, 256)], cfgs, results,
               deadline=deadline - 30)
         save()
