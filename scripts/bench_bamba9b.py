@@ -36,12 +36,11 @@ def child(args) -> None:
     from transformers import logging as hf_logging
 
     from bench_model import spec_for
-    from ssmboard.evaluators.base import get_evaluator
-    from ssmboard.evaluators.base import EvalContext
+    from ssmboard.evaluators.base import EvalContext, get_evaluator
     from ssmboard.evaluators.environment import collect_environment
     from ssmboard.evaluators.report import Metric, Report
     from ssmboard.evaluators.suites import get_suite, resolve
-    from ssmboard.jobs.runner import _context, model_chunk_size
+    from ssmboard.jobs.runner import _context
     from ssmboard.jobs.sinks import FileSink
     from ssmboard.variants.build import build
 
@@ -64,7 +63,7 @@ def child(args) -> None:
     n_layers = len(model.model.layers)
     print(f"[{args.variant}] built {n_layers} layers in {build_s:.1f} s, {weights / 2**30:.2f} GiB allocated",
           flush=True)
-    chunk = spec.chunk_size or model_chunk_size(model)
+    chunk = built.chunk_size
     evaluator = get_evaluator("perf")
     first = True
     for name in args.suites:
@@ -86,7 +85,7 @@ def child(args) -> None:
                                 Metric("weights_allocated", float(weights), "bytes", False, context=ctx)]
                     first = False
                 sink.write(Report(variant=spec.to_dict(), evaluator="perf", suite=suite.name, environment=env,
-                                  metrics=metrics, effective_variant=spec.to_dict()))
+                                  metrics=metrics, effective_variant=spec.to_dict(), params=step.params.to_dict()))
                 got = {m.name: m.value for m in metrics}
                 print(f"[{args.variant}] {suite.name} {point}: " + ", ".join(
                     f"{k} {got[k]:.4g}" for k in ("ttft", "decode_tokens_per_s", "prefill_extra_allocated",

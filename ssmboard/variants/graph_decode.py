@@ -2,9 +2,9 @@
 
 Why: at batch 1 a decode step of a hybrid Mamba2 model does little arithmetic per weight
 byte, so the GPU is idle most of the time while Python, transformers' generation loop, the
-cache bookkeeping and ~20 kernel launches per layer run on the host. transformers'
-``model.generate`` decodes a 4-layer Bamba-9B-shape model at ~110-170 tokens/s on an H200,
-where reading the weights once per token would allow ~1300. The fix is to remove the host
+cache bookkeeping and ~20 kernel launches per layer run on the host: transformers'
+``model.generate`` decodes several times below what reading the weights once per token
+allows (numbers: benchmarks/model-h200-*.md). The fix is to remove the host
 from the token loop: :class:`GraphDecoder` keeps every piece of decode state in static
 tensors (conv and SSM state per Mamba layer, a fixed-size K/V cache per attention layer, the
 current position as a device tensor, the token sequence and the last logits), runs one token
@@ -12,7 +12,11 @@ through the whole model with the model's own submodules (embedding, norms, our
 :class:`~ssmboard.variants.mixer.ScanMixer` decode step, attention over the static cache,
 MLP, final norm, lm_head, argmax), and on CUDA captures that step once in a
 ``torch.cuda.CUDAGraph``. Decoding a token is then one ``graph.replay()``; the host syncs once,
-at the end.
+at the end. With the triton backends (:func:`fusable`) the step runs fused kernels
+(``ssmboard.variants.triton.decode``) instead of the modules' small ones: a Mamba layer's conv,
+dt and state update in one kernel from a ring-buffer conv state, RoPE and the K/V write in one,
+attention split along the cache's keys, residual adds fused with the following RMSNorm, and
+the greedy argmax written straight into the token buffer.
 
 Use::
 
@@ -331,6 +335,7 @@ class GraphDecoder:
         self._argmax_scratch = decode.argmax_scratch(b, self.logits.shape[1], dev)
         lm = self.model.lm_head
         self._lm_direct = getattr(lm, "bias", None) is None and isinstance(getattr(lm, "weight", None), torch.Tensor)
+        self._add_norm_ok = decode.rmsnorm_fusable
 
     def _step_fused(self) -> None:
         from ssmboard.variants.triton import decode
@@ -339,9 +344,18 @@ class GraphDecoder:
         b = self.batch_size
         token = self.tokens.index_select(1, self.pos)  # (b, 1)
         hidden = model.embed_tokens(token)  # (b, 1, H)
-        for i, layer in enumerate(model.layers):
-            residual = hidden
-            x = layer.input_layernorm(hidden)
+        layers = list(model.layers)
+        norms_after = [layer.pre_ff_layernorm for layer in layers]  # the norm after each residual add
+        nexts = [layer.input_layernorm for layer in layers[1:]] + [model.final_layernorm]
+
+        def add_norm(res, out, norm):
+            if self._add_norm_ok(norm):
+                return decode.add_rmsnorm(out, res, norm)
+            res = res + out
+            return res, norm(res)
+
+        residual, x = hidden, layers[0].input_layernorm(hidden)
+        for i, layer in enumerate(layers):
             if i in self.conv:
                 m = layer.mamba
                 proj = m.in_proj(x)  # (b, 1, 2I + 2GN + H)
@@ -362,9 +376,9 @@ class GraphDecoder:
                 out = decode.attend(q, kc, vc, self.attn_valid, self.pos, self.attn_out[i],
                                     self._attn_scratch[(b, heads, self.max_len, d)], scale=a.scaling)
                 x = a.o_proj(out.reshape(b, 1, heads * d))
-            hidden = residual + x
-            hidden = hidden + layer.feed_forward(layer.pre_ff_layernorm(hidden))
-        hidden = model.final_layernorm(hidden)[:, -1]  # (b, H)
+            residual, x = add_norm(residual, x, norms_after[i])  # residual + mixer, pre-FF norm
+            residual, x = add_norm(residual, layer.feed_forward(x), nexts[i])  # + MLP, the next norm
+        hidden = x[:, -1]  # (b, H): final_layernorm applied by the last add_norm
         lm = self.model.lm_head
         if self._lm_direct:
             torch.mm(hidden, lm.weight.t(), out=self.logits)

@@ -538,6 +538,27 @@ def attn_decode_combine_kernel(
     tl.store(out_ptr + bidx * sout_b + h * sout_h + offs_d, out.to(out_ptr.dtype.element_ty), mask=mask_d)
 
 
+def add_rmsnorm_kernel(
+    x_ptr, r_ptr, w_ptr, sum_ptr, out_ptr, H, eps, sx, sr, ss, so,
+    BLOCK: tl.constexpr,
+):
+    """``s = residual + x`` (rounded to the activations' type, as the eager add) and
+    ``out = weight * rmsnorm(s)`` (transformers' RMSNorm: float32 statistics, the normalised
+    value rounded to the input type before the weight), one program per row."""
+    row = tl.program_id(0).to(tl.int64)
+    offs = tl.arange(0, BLOCK)
+    m = offs < H
+    a = tl.load(r_ptr + row * sr + offs, mask=m, other=0.0)
+    c = tl.load(x_ptr + row * sx + offs, mask=m, other=0.0)
+    sm = (a.to(tl.float32) + c.to(tl.float32)).to(sum_ptr.dtype.element_ty)
+    tl.store(sum_ptr + row * ss + offs, sm, mask=m)
+    v = sm.to(tl.float32)
+    var = tl.reduce(v * v, 0, _sum_combine) / H
+    nrm = (v / tl.sqrt(var + eps)).to(sum_ptr.dtype.element_ty).to(tl.float32)
+    w = tl.load(w_ptr + offs, mask=m, other=0.0).to(tl.float32)
+    tl.store(out_ptr + row * so + offs, (w * nrm).to(out_ptr.dtype.element_ty), mask=m)
+
+
 def interpreting() -> bool:
     """True when Triton's CPU interpreter is asked for (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "0") == "1"

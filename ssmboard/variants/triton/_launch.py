@@ -72,8 +72,8 @@ def _limit_args(dt_limit) -> tuple[bool, float, float]:
 def _scan_block_l(chunk_size: int, independent: bool, L: int) -> int:
     """Tokens per step of the kernel's walk along the sequence.
 
-    The exact scan's result does not depend on it (32, with 64 channels a program, was
-    fastest on an H200 for the Bamba-9B shape: benchmarks/NOTES-triton.md). Independent
+    The exact scan's result does not depend on it (32, with 64 channels a program, is the
+    measured choice for the Bamba-9B shape: benchmarks/NOTES-triton.md). Independent
     chunks zero the state at chunk boundaries, so the tile must divide chunk_size: the
     largest power of two dividing it, at most 32.
     """
@@ -95,8 +95,8 @@ class ScanConfig:
     num_warps: int
     num_stages: int
     LOWP: int  # bits: bf16/fp16 operands for derived products (1 within-block, 2 C·state, 4 update);
-    # all three by default for bf16/fp16 inputs: 2.3e-3 relative error on Bamba's shape (the
-    # peer's), against 1.7e-3 with none, at up to 2.7x the speed (NOTES-triton.md)
+    # all three by default for bf16/fp16 inputs: the peer's accuracy at a large gain in speed
+    # (measurements in benchmarks/NOTES-triton.md)
     SEG: int  # tokens per segment (a multiple of BLOCK_L and BLOCK_L1); >= L means one fused launch
     BLOCK_L1: int = 0  # tile of the segment-state pass (MODE 1) of the segmented exact scan
     num_warps1: int = 0
@@ -274,7 +274,7 @@ class _StepPlan:
     ``fast`` (GPU only): the compiled kernel's own launcher, taken from the first launch
     that went through Triton's ``JITFunction.run``; later calls hand it the arguments
     directly and skip Triton's per-call binding, specialisation and cache-key work
-    (about 30 us of host time a call on an H200 host, benchmarks/NOTES-triton.md).
+    (most of a call's host time; measurements in benchmarks/NOTES-triton.md).
     """
     __slots__ = ("grid", "tail", "consts", "launch_kw", "y_shape", "kern", "fast")
 

@@ -2,9 +2,9 @@
 
 Why: transformers (and our mixer's PyTorch path) run this conv as ``F.conv1d`` on a
 (batch, channels, length) copy of the projection, PyTorch's generic depthwise kernel, then
-the activation, then copies back to (batch, length, channels) for the scan. At the
-Bamba-9B shape that was 0.19 ms per layer for the conv alone on an H200 at 2048 tokens,
-plus about as much again in layout copies and the separate SiLU (scripts/profile_model.py).
+the activation, then copies back to (batch, length, channels) for the scan: several passes
+over the projection where one will do (measurements: benchmarks/model-h200-2026-11-29.md,
+from scripts/profile_model.py).
 This kernel reads the projection where it lies (any strides), accumulates the K taps in
 float32, adds the bias, applies SiLU before the one rounding, and writes (batch, length,
 channels) directly: the layout the scan reads.

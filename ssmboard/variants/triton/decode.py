@@ -12,6 +12,7 @@ tensor, so the calls can be captured in a CUDA graph once and replayed per token
   and the key mask's new slot (``_kernels.rope_kv_kernel``).
 - :func:`attend`: the token's attention over the static K/V cache, split along the keys
   (flash-decoding) and reading only the slots up to the token (``_kernels.attn_decode_*``).
+- :func:`add_rmsnorm`: a residual add and the RMSNorm after it (``_kernels.add_rmsnorm_kernel``).
 - :func:`argmax_into`: the greedy token of each row (banned ids excluded), written
   straight into the token buffer (``_kernels.argmax_partial_kernel`` + ``argmax_final_kernel``).
 
@@ -150,6 +151,29 @@ def attend(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, key_va
         o, m, l, pos, out, heads, d, o.stride(0), o.stride(1), o.stride(2), m.stride(0), m.stride(1),
         out.stride(0), out.stride(1), SPLIT_N=ATTN_SPLIT, BLOCK_S=32, BLOCK_D=max(16, _next_pow2(d)), num_warps=4)
     return out
+
+
+def rmsnorm_fusable(norm) -> bool:
+    """True for a transformers RMSNorm (``weight`` and ``variance_epsilon``, weight times the
+    normalised value in the input type) that :func:`add_rmsnorm` computes."""
+    return (type(norm).__name__.endswith("RMSNorm") and isinstance(getattr(norm, "weight", None), torch.Tensor)
+            and isinstance(getattr(norm, "variance_epsilon", None), float) and norm.weight.dim() == 1)
+
+
+def add_rmsnorm(x: torch.Tensor, residual: torch.Tensor, norm) -> tuple[torch.Tensor, torch.Tensor]:
+    """(residual + x, norm(residual + x)) in one kernel, rows of the last dimension."""
+    check_device(x, residual)
+    shape = residual.shape
+    h = shape[-1]
+    x2, r2 = x.reshape(-1, h), residual.reshape(-1, h)
+    if x2.stride(-1) != 1 or r2.stride(-1) != 1:
+        raise ValueError("add_rmsnorm needs rows with unit stride")
+    s = torch.empty(r2.shape, dtype=residual.dtype, device=residual.device)
+    out = torch.empty_like(s)
+    _kernels.kernel(_kernels.add_rmsnorm_kernel)[(r2.shape[0],)](
+        x2, r2, norm.weight, s, out, h, float(norm.variance_epsilon), x2.stride(0), r2.stride(0), s.stride(0),
+        out.stride(0), BLOCK=max(16, _next_pow2(h)), num_warps=8 if h >= 2048 else 4)
+    return s.view(shape), out.view(shape)
 
 
 _ARGMAX_BLOCK = 2048
