@@ -233,7 +233,7 @@ def run_check():
             ok &= good
             log(f"check {str(dtype):15s} b{b} L{L} h{h} p{p} g{g} n{n} c{chunk}: scan {e1:.1e} final {e2:.1e} "
                 f"indep {e3:.1e}/{e4:.1e} step {e5:.1e}/{e6:.1e} {'ok' if good else 'FAIL'}")
-    # the segment-parallel exact scan (three launches), forced at small shapes with ragged
+    # the segment-parallel exact scan (two launches), forced at small shapes with ragged
     # lengths, groups, initial and final states; the segment-state pass on its own tile
     for dtype, tol in ((torch.float32, 1e-4), (torch.bfloat16, 1e-2)):
         for (b, L, h, p, g, n, cfg) in ((1, 1500, 4, 64, 1, 128, dict(NSEG=3)),

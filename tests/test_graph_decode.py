@@ -314,3 +314,30 @@ def test_split_attention_matches_sdpa(monkeypatch):
     want = F.scaled_dot_product_attention(q.view(b, kv, rep, d), kc[:, :, :n], vc[:, :, :n],
                                           attn_mask=valid[:, None, None, :n], scale=0.3).reshape(b, heads, d)
     assert (out - want).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_add_rmsnorm_matches_add_then_module(monkeypatch, dtype):
+    """The fused residual add + RMSNorm equals ``residual + x`` then transformers' BambaRMSNorm,
+    including the roundings to the activations' type (bf16: to one unit in the last place)."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from transformers.models.bamba.modeling_bamba import BambaRMSNorm
+
+    from ssmboard.variants.triton import decode
+
+    gen = torch.Generator().manual_seed(8)
+    norm = BambaRMSNorm(96, eps=1e-5).to(dtype)
+    with torch.no_grad():
+        norm.weight.copy_(torch.randn(96, generator=gen))
+    res, x = (torch.randn(3, 1, 96, generator=gen).to(dtype) for _ in range(2))
+    assert decode.rmsnorm_fusable(norm)
+    s, out = decode.add_rmsnorm(x, res, norm)
+    want_s = res + x
+    with torch.no_grad():
+        want = norm(want_s)
+    # bf16: the interpreter's float32 -> bfloat16 conversion need not round as the GPU's (to
+    # nearest even) does, so one unit in the last place is allowed there
+    ulp = 0.0 if dtype == torch.float32 else 2 ** -7
+    assert (s.float() - want_s.float()).abs().max().item() <= ulp * want_s.abs().max().item() + 1e-6
+    tol = 1e-5 if dtype == torch.float32 else 2 * ulp * want.abs().max().item()
+    assert (out.float() - want.float()).abs().max().item() <= tol

@@ -4,9 +4,9 @@ One launch per scan: a program per (batch, head, block of head_dim) walks the se
 and carries the state in registers (see ``_kernels``), so no per-chunk states, C·B
 products or cumulative decays go through device memory, and nothing is autotuned per
 prompt length. When that gives too few programs for the GPU (batch 1, long sequences),
-the sequence is cut into a few segments and the scan takes three launches: each
-segment's own end state, a pass carrying states across segments, then the outputs from
-each segment's true entering state (still exact; ``_launch._scan_config``). The decode
+the sequence is cut into a few segments and the scan takes two launches: each
+segment's own end state, then the outputs, every segment from its true entering state
+folded from those (still exact; ``_launch._scan_config``). The decode
 step caches its checks and launch arguments and launches the compiled kernel directly. ``chunk_size`` is validated but does not change the result (the exact
 scan is the same function for every chunking); the kernel's own tile along the sequence
 is chosen for speed.
