@@ -197,15 +197,15 @@ def test_fused_step_matches_transformers_greedy_decode(triton_model):
 
     assert fusable(triton_model)
     ids = _prompt(2 * CHUNK + 5, seed=70)  # ragged: the conv ring starts at an odd slot
-    _check_against_transformers(triton_model, ids, n=10)
+    _check_against_transformers(triton_model, ids, n=6)
     (decoder,) = triton_model._ssmboard_graph_decoders.values()
     assert decoder.fused
 
 
 @torch.no_grad()
 def test_fused_step_left_padded_batch(triton_model):
-    ids, mask = _batch(2 * CHUNK + 3, CHUNK + 6, seed=71)  # groups 2, rows of different lengths
-    _check_against_transformers(triton_model, ids, mask, n=8)
+    ids, mask = _batch(CHUNK + 3, 6, seed=71)  # groups 2, rows of different lengths
+    _check_against_transformers(triton_model, ids, mask, n=5)
 
 
 @torch.no_grad()
