@@ -44,7 +44,8 @@ LMEVAL = Part("lmeval", dict(tasks=("shakespeare_cloze", "shakespeare_ppl"), lim
 
 
 # -- fidelity ------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["reference-c16", "reference-c32", "reference-c128", "reference-c256"])
+@pytest.mark.parametrize("name", ["reference-c16", pytest.param("reference-c32", marks=pytest.mark.slow),
+                                  pytest.param("reference-c128", marks=pytest.mark.slow), "reference-c256"])
 def test_exact_chunk_sizes_match_the_reference(name):
     rows = fidelity(name, 512, reference_chunk_size=64)  # against the exact scan at another chunk size
     assert rows[("kl_mean", None)].context["reference_chunk_size"] == 64

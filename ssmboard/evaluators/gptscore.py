@@ -94,8 +94,11 @@ def pair_scores(scorer: Any, hyps: list[str], refs: list[str], *, instruction: s
     for hyp, ref in zip(hyps, refs):
         pairs.append((prefix + enc(instruction + ref + joiner), enc(hyp)))
         pairs.append((prefix + enc(instruction + hyp + joiner), enc(ref)))
+    if any(not target for _, target in pairs):
+        raise EvaluationError("a GPTScore hypothesis or reference is empty in the scorer's tokens; "
+                              "use more new_tokens")
     scored = score_continuations(scorer, pairs, batch_size=batch_size)
-    means = [s.mean if s.tokens else float("-inf") for s in scored]
+    means = [s.mean for s in scored]
     return means[0::2], means[1::2]
 
 
