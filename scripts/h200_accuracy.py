@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -40,7 +39,12 @@ def main() -> int:
     from ssmboard.registry.builtins import builtin_specs
 
     suite = get_suite(args.suite)
-    if importlib.util.find_spec("lm_eval") is None:
+    try:
+        import lm_eval  # noqa: F401
+        have_lm_eval = True
+    except ImportError:
+        have_lm_eval = False
+    if not have_lm_eval:
         kept = tuple(p for p in suite.all_parts() if p.evaluator != "lmeval")
         print(f"lm_eval is not importable here: suite {suite.name!r} runs without its lmeval part "
               f"({', '.join(p.evaluator for p in kept)} only); run the lm-eval tasks on a CPU machine", flush=True)

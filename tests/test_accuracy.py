@@ -282,3 +282,46 @@ def test_tasks_path_points_at_the_shipped_tasks(capsys):
 
     path = Path(capsys.readouterr().out.strip())
     assert (path / "shakespeare_cloze.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_fidelity_and_gptscore_run_without_the_store_or_lm_eval(python_process, tmp_path):
+    """As on the GPU box: no sqlalchemy, no lm_eval; rows go to a file that imports here."""
+    out = tmp_path / "gpu.json"
+    code = (
+        "import sys; sys.modules['sqlalchemy'] = None; sys.modules['lm_eval'] = None\n"
+        "from ssmboard.evaluators.suites import Part, Suite, register_suite\n"
+        "from ssmboard import evaluate\n"
+        "register_suite(Suite('t-gpu', 't', parts=(Part('fidelity', dict(prompt_lengths=(128,), single_chunk=False,"
+        " prompts=2, new_tokens=2)), Part('gptscore', dict(prompt_lengths=(64,), prompts=2, new_tokens=4)))))\n"
+        f"s = evaluate('independent-c64', 't-gpu', out={str(out)!r}, device='cpu', progress=False)\n"
+        "assert 'sqlalchemy' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "print('ROWS', s.rows)\n"
+    )
+    proc = python_process(code, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "ROWS" in proc.stdout
+    assert main(["import", str(out)]) == 0
+    from ssmboard.db.queries import results_records
+
+    evaluators = {r["evaluator"] for r in results_records(variants=["independent-c64"])}
+    assert evaluators == {"fidelity", "gptscore"}
+
+
+@pytest.mark.slow
+def test_the_lm_eval_command_line_runs_the_ssmboard_model(tmp_path):
+    pytest.importorskip("lm_eval")
+    import os
+    import subprocess
+    import sys
+
+    from ssmboard.evaluators.lmeval import tasks_path
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "ssmboard.evaluators.lm_eval_main", "run", "--model", "ssmboard",
+         "--model_args", "variant=reference-c64,device=cpu", "--tasks", "shakespeare_cloze",
+         "--include_path", str(tasks_path()), "--limit", "2"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        env={**os.environ, "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(tasks_path().parents[2])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "shakespeare_cloze" in proc.stdout and "acc" in proc.stdout
