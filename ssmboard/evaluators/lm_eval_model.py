@@ -74,6 +74,18 @@ class SsmboardLM(LM):
         self.max_length = _as_int(max_length, int(own))
         self.max_gen_toks = _as_int(max_gen_toks, 256)
 
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "SsmboardLM":
+        """lm-eval's CLI options (batch_size, device) fill in what ``--model_args`` leaves out."""
+        extra = {k: v for k, v in (additional_config or {}).items() if v is not None and k not in arg_dict}
+        return cls(**arg_dict, **extra)
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "SsmboardLM":
+        from lm_eval.utils import simple_parse_args_string
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
+
     # -- helpers ------------------------------------------------------------------------
     @property
     def eot_token_id(self) -> int:

@@ -71,6 +71,8 @@ def compare_records(records_a: list[dict[str, Any]], records_b: list[dict[str, A
     dict per measurement both have: metric, evaluator, context, unit, higher_is_better, a, b,
     delta, lo, hi, method ("paired-bootstrap", "stderr" or "none"), n, verdict, device.
     """
+    if resamples < 1000:
+        raise CompareError(f"use at least 1000 bootstrap resamples (got {resamples})")
     la, lb = _latest(records_a), _latest(records_b)
     out = []
     for key in sorted(set(la) & set(lb)):
