@@ -175,7 +175,7 @@ def test_same_variant_twice_gives_identical_scores_and_import_is_idempotent(tmp_
     counts = table_counts()
     rows = results_records(variants=["independent-c64"])
     n_items = sum(len(v) for v in item_scores([r["id"] for r in rows]).values())
-    assert n_items > 50
+    assert n_items >= 30  # every mean row of every point carries its prompts or documents
     assert main(["import", str(tmp_path / "run0.json")]) == 0  # again: nothing added
     assert table_counts() == counts
     assert sum(len(v) for v in item_scores([r["id"] for r in rows]).values()) == n_items
