@@ -19,6 +19,8 @@ COMMAND_MODULES: list[str] = [
     "ssmboard.cli.variants",
     "ssmboard.cli.evaluate",
     "ssmboard.cli.store",
+    "ssmboard.cli.compare",
+    "ssmboard.cli.lmeval",
 ]
 
 
