@@ -55,6 +55,17 @@ def _read_error(report: Path) -> str | None:
 
 
 # -- local -----------------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGKILL when the worker dies (a worker killed with
+    SIGKILL must not leave its job running unwatched while another worker re-runs it)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
 class LocalHandle:
     def __init__(self, proc: subprocess.Popen, report: Path, log) -> None:
         self.proc = proc
@@ -98,7 +109,7 @@ class LocalExecutor:
         fh = open(log, "ab")
         proc = subprocess.Popen([sys.executable, "-m", "ssmboard.jobs.child", str(task)], stdout=fh,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_die_with_parent)
         return LocalHandle(proc, report, fh)
 
 
