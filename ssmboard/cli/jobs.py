@@ -176,7 +176,7 @@ def add_parser(sub: Any) -> None:
     w.add_argument("--executor", choices=("local", "slurm"), default="local")
     w.add_argument("--max-jobs", type=int, help="stop after this many jobs")
     w.add_argument("--once", action="store_true", help="run at most one job, then stop")
-    w.add_argument("--until-empty", action="store_true", help="stop when no job is pending")
+    w.add_argument("--until-empty", action="store_true", help="stop when no job is pending or running")
     w.add_argument("--device", help="cuda or cpu, for the jobs (default: the GPU when there is one)")
     w.add_argument("--poll", type=float, default=2.0, help="seconds between claims when idle (default 2)")
     w.add_argument("--lease", type=float, default=60.0,

@@ -86,8 +86,8 @@ class Worker:
 
     # -- the loop --------------------------------------------------------------------------
     def run(self, *, max_jobs: int | None = None, once: bool = False, until_empty: bool = False) -> WorkerSummary:
-        """Claim and run jobs until ``max_jobs`` ran, after one claim attempt (``once``), when no
-        pending job is left (``until_empty``), or on Ctrl-C / SIGTERM (the running job is released)."""
+        """Claim and run jobs until ``max_jobs`` ran, after one claim attempt (``once``), when no job
+        is pending or running (``until_empty``), or on Ctrl-C / SIGTERM (the running job is released)."""
         with _sigterm_as_interrupt():
             try:
                 while max_jobs is None or self.summary.done < max_jobs:
@@ -106,8 +106,10 @@ class Worker:
         return self.summary
 
     def _pending_left(self) -> bool:
+        """Jobs still to come: pending ones (maybe backing off) and running ones (whose worker may
+        die and leave them to be re-queued after their lease)."""
         counts = store_jobs.status_counts()
-        return bool(counts.get("pending"))
+        return bool(counts.get("pending") or counts.get("running"))
 
     def _tick_schedules(self) -> None:
         if not self.schedules:
