@@ -162,7 +162,7 @@ def claim(worker: str, *, lease_s: float, now: datetime | None = None, backoff_s
         row.not_before = None
         row.slurm_job_id = row.slurm_state = None
         row.history = list(row.history or []) + [{"attempt": row.attempts, "worker": worker,
-                                                  "started_at": _iso(t), "ended_at": None}]
+                                                  "started_at": _iso(t), "ended_at": None, "outcome": "running"}]
         s.flush()
         return job_record(row)
 

@@ -143,9 +143,14 @@ def load_slurm_config(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-# Slurm states after which the job will not run again.
-_FINAL_BAD = ("CANCELLED", "FAILED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
-              "DEADLINE", "REVOKED")
+# Slurm states that are not an end (yet).
+_NOT_FINAL = ("PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "REQUEUED", "RESIZING", "SUSPENDED", "UNKNOWN",
+              "READY")
+
+
+def _last_line(text: str) -> str | None:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 class SlurmHandle:
@@ -159,34 +164,37 @@ class SlurmHandle:
 
     def _state(self) -> str:
         try:
-            return str(self.job.get_info().get("State") or self.job.state)
+            return str(self.job.get_info().get("State") or self.job.state or "UNKNOWN")
         except Exception:  # noqa: BLE001 - sacct may lag right after submission
-            return str(self.job.state)
+            return str(self.job.state or "UNKNOWN")
 
     def poll(self) -> Outcome | None:
         if time.monotonic() - self._last < self.POLL_S:
             return None
         self._last = time.monotonic()
         if not self.job.done(force_check=True):
-            state = str(self.job.state)
-            self.fields["slurm_state"] = state
+            self.fields["slurm_state"] = str(self.job.state)
             return None
-        state = self._state()
+        try:  # done() sees the result file (or a final state); result() says which
+            self.job.result()
+            ok, reason = True, None
+        except Exception as exc:  # noqa: BLE001 - FailedJobError, UncompletedJobError (killed, cancelled)
+            ok, reason = False, _read_error(self.report) or _last_line(str(exc))
+        state = self._final_state()
         self.fields["slurm_state"] = state
-        head = state.split()[0] if state else "UNKNOWN"
-        if head == "COMPLETED" and self.report.exists():
+        if ok and self.report.exists():
             return Outcome(True, state=state)
-        reason = _read_error(self.report)
-        if reason is None:
-            try:
-                exc = self.job.exception()
-                reason = str(exc).strip().splitlines()[-1] if exc is not None else None
-            except Exception as exc:  # noqa: BLE001 - UncompletedJobError for killed jobs
-                reason = str(exc).strip().splitlines()[0]
-        if head in _FINAL_BAD or head != "COMPLETED":
-            where = f"Slurm job {self.job.job_id} ended {state}"
-            return Outcome(False, f"{where}: {reason}" if reason else where, state=state)
-        return Outcome(False, reason or f"Slurm job {self.job.job_id} wrote no report", state=state)
+        where = f"Slurm job {self.job.job_id} ended {state}"
+        return Outcome(False, f"{where}: {reason}" if reason else f"{where} without a report", state=state)
+
+    def _final_state(self, wait_s: float = 10.0) -> str:
+        """Slurm's final state; sacct may still say RUNNING for a moment after the result file."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            state = self._state()
+            if state.split()[0] not in _NOT_FINAL or time.monotonic() > deadline:
+                return state
+            time.sleep(0.5)
 
     def stop(self) -> None:
         try:
@@ -201,7 +209,7 @@ class SlurmHandle:
             except Exception:  # noqa: BLE001
                 break
             time.sleep(1.0)
-        self.fields["slurm_state"] = self._state()
+        self.fields["slurm_state"] = self._final_state()
 
 
 @dataclass
