@@ -210,3 +210,20 @@ def test_slurm_executor_not_installed_is_one_line(cli_process, python_process, t
     r = python_process(code)
     assert r.returncode == 2 and "pip install 'ssmboard[slurm]'" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_slurm_settings_from_a_config_file(tmp_path):
+    from ssmboard.jobs.executors import ExecutorError, load_slurm_config
+
+    good = tmp_path / "slurm.toml"
+    good.write_text('[slurm]\npartition = "gpu"\ngpus = 1\ncpus = 8\nmem_gb = 64\ntime_min = 120\n')
+    assert load_slurm_config(good) == {"partition": "gpu", "gpus": 1, "cpus": 8, "mem_gb": 64, "time_min": 120}
+    js = tmp_path / "slurm.json"
+    js.write_text('{"partition": "debug", "cpus": 2}')
+    assert load_slurm_config(js) == {"partition": "debug", "cpus": 2}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('partition = "gpu"\ngpu = 1\n')
+    with pytest.raises(ExecutorError, match=r"unknown Slurm setting\(s\) \['gpu'\]"):
+        load_slurm_config(bad)
+    with pytest.raises(ExecutorError, match="cannot read"):
+        load_slurm_config(tmp_path / "missing.toml")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -138,6 +140,7 @@ class Worker:
         with open(logfile, "a") as fh:
             fh.write(f"--- attempt {attempt} of job {jid} on {self.id} ({self.executor.name}) at "
                      f"{self.clock().isoformat(timespec='seconds')}Z\n")
+        self._cancel_orphan(jid)
         self.on_event("start", job)
         handle = None
         try:
@@ -166,6 +169,14 @@ class Worker:
         if status is None:
             return self._record(job, "lost", t0)
         return self._record(job, "retry" if status == "pending" else "failed", t0, outcome.error)
+
+    def _cancel_orphan(self, jid: int) -> None:
+        """A Slurm job left by a worker that was lost (lease expired) would run on unwatched: scancel it."""
+        history = store_jobs.get_job(jid)["history"]
+        lost = [h for h in history[:-1] if h.get("outcome") == "lost" and h.get("slurm_job_id")]
+        if lost and shutil.which("scancel"):
+            for h in lost:
+                subprocess.run(["scancel", str(h["slurm_job_id"])], capture_output=True, timeout=30)
 
     def _wait(self, jid: int, handle: Any, status: str) -> Outcome | str:
         start = time.monotonic()
