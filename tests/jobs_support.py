@@ -1,5 +1,6 @@
 """Helpers shared by the tests/test_jobs_*.py modules: the store backend fixture (SQLite file or
-a fresh PostgreSQL database), small suite parameters, reports, and waiting for job states."""
+a fresh PostgreSQL database from conftest_services' pg_url), small suite parameters, and waiting
+for job states and processes."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-# Fixtures of the real services (a fresh PostgreSQL database, the Slurm cluster).
-from conftest_services import pg_server_url, pg_url, slurm  # noqa: F401
 
 # The smallest real `quick` run: one prefill of 16 tokens, one iteration (4 rows).
 TINY = {"prompt_lengths": (16,), "iterations": 1, "modes": ("prefill",), "warmup": 0}

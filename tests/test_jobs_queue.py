@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta
 
 import pytest
-from jobs_support import TINY, pg_server_url, pg_url, store_url  # noqa: F401
+from jobs_support import TINY, store_url  # noqa: F401
 
 from ssmboard.evaluators.report import Environment, Metric, Report
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from jobs_support import LONG, TINY, TINY_ROWS, slurm, wait_for  # noqa: F401
+from jobs_support import LONG, TINY, TINY_ROWS, wait_for
 
 pytestmark = pytest.mark.slow
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

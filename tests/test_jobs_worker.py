@@ -10,8 +10,7 @@ import sys
 import time
 
 import pytest
-from jobs_support import (LONG, TINY, TINY_ROWS, alive, child_pids, job_status, pg_server_url,  # noqa: F401
-                          pg_url, store_url, wait_for)
+from jobs_support import LONG, TINY, TINY_ROWS, alive, child_pids, job_status, store_url, wait_for  # noqa: F401
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
