@@ -328,3 +328,4 @@ def test_migration_0004_from_0003_with_data(backend, tmp_path, request):
         names = set(sa.inspect(conn).get_table_names())
         assert {"schedules", "schedule_runs", "regressions"} <= names
     engine.dispose()
+

@@ -21,7 +21,8 @@ def check_suite(suite: str, params: dict[str, Any] | None = None) -> None:
     with_params(get_suite(suite), dict(params or {}))
 
 
-def _job_spec(variant: str, suite: str, params: dict[str, Any] | None, max_attempts: int) -> dict[str, Any]:
+def job_row_for(variant: str, suite: str, params: dict[str, Any] | None, max_attempts: int) -> dict[str, Any]:
+    """What the store needs to queue ``suite`` on the active spec of ``variant`` (by fingerprint)."""
     from ssmboard.db import queries
     from ssmboard.registry.api import ensure_builtins, get_variant
 
@@ -29,10 +30,10 @@ def _job_spec(variant: str, suite: str, params: dict[str, Any] | None, max_attem
     record = queries.active_variant(spec.name, store=ensure_builtins())
     assert record is not None
     return {"variant_id": record["id"], "fingerprint": record["fingerprint"], "suite": suite,
-            "params": _plain(params or {}), "max_attempts": max_attempts}
+            "params": plain_params(params or {}), "max_attempts": max_attempts}
 
 
-def _plain(params: dict[str, Any]) -> dict[str, Any]:
+def plain_params(params: dict[str, Any]) -> dict[str, Any]:
     """JSON-ready parameters (tuples become lists) so equal parameters hash equal."""
     return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(params.items())}
 
@@ -47,7 +48,7 @@ def submit(variant: str, suite: str, params: dict[str, Any] | None = None, *,
     if max_attempts < 1:
         raise EvaluationError("max_attempts must be at least 1")
     check_suite(suite, params)
-    ((job, created),) = store_jobs.enqueue([_job_spec(variant, suite, params, max_attempts)])
+    ((job, created),) = store_jobs.enqueue([job_row_for(variant, suite, params, max_attempts)])
     return {"job_id": job["id"], "created": created, "status": job["status"], "variant": job["variant"],
             "suite": suite}
 
@@ -57,7 +58,7 @@ def submit_many(variants: list[str], suites: list[str], params: dict[str, Any] |
     """Every (variant, suite) pair, all checked before any is queued, in one transaction."""
     for suite in suites:
         check_suite(suite, params)
-    specs = [_job_spec(v, s, params, max_attempts) for s in suites for v in variants]
+    specs = [job_row_for(v, s, params, max_attempts) for s in suites for v in variants]
     return [{"job_id": job["id"], "created": created, "status": job["status"], "variant": job["variant"],
              "suite": job["suite"]} for job, created in store_jobs.enqueue(specs)]
 

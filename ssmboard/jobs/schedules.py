@@ -58,7 +58,7 @@ def next_due(expr: str, after: datetime) -> datetime:
 def add_schedule(name: str, cron: str, suite: str, variants: list[str], params: dict[str, Any] | None = None, *,
                  now: datetime | None = None) -> dict[str, Any]:
     """Store a schedule; it first fires at the first due time after ``now``."""
-    from ssmboard.jobs.queue import _plain, check_suite
+    from ssmboard.jobs.queue import check_suite, plain_params
 
     if not name or not name.strip():
         raise JobError("a schedule needs a name")
@@ -67,7 +67,7 @@ def add_schedule(name: str, cron: str, suite: str, variants: list[str], params: 
     if not variants:
         raise JobError("a schedule needs at least one variant name or pattern, e.g. --variants 'triton-*'")
     return store_jobs.add_schedule(name, cron=cron, suite=suite, variants=list(variants),
-                                   params=_plain(params or {}), now=now or utcnow())
+                                   params=plain_params(params or {}), now=now or utcnow())
 
 
 def remove_schedule(name: str) -> None:
@@ -117,9 +117,10 @@ def run_due(*, now: datetime | None = None) -> list[dict[str, Any]]:
         due, missed = latest_due(sch["cron"], base, now)
         if due is None:
             continue
-        from ssmboard.jobs.queue import _job_spec
+        from ssmboard.jobs.queue import DEFAULT_MAX_ATTEMPTS, job_row_for
 
-        specs = [_job_spec(name, sch["suite"], sch["params"], 3) for name in _matching_variants(sch["variants"])]
+        specs = [job_row_for(name, sch["suite"], sch["params"], DEFAULT_MAX_ATTEMPTS)
+                 for name in _matching_variants(sch["variants"])]
         done = store_jobs.fire_schedule(sch["id"], due, specs, missed=missed, now=now)
         if done is not None:
             fired.append({"schedule": sch["name"], **done})
