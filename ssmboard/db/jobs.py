@@ -123,21 +123,22 @@ def _after_failure(row: m.Job, error: str, now: datetime, backoff_s: float, retr
         row.finished_at = now
 
 
-def requeue_expired_rows(s: Session, now: datetime, backoff_s: float = 0.0) -> list[int]:
-    """Running jobs whose lease ran out (their worker stopped heartbeating): back to the queue,
-    or failed when that was their last attempt. Returns their ids."""
+def requeue_expired_rows(s: Session, now: datetime) -> list[int]:
+    """Running jobs whose lease ran out (their worker stopped heartbeating): back to the queue at
+    once (the job did not fail, its worker vanished), or failed when that was their last attempt
+    (a job that keeps killing its machine must end). Returns their ids."""
     q = _for_update(select(m.Job).where(m.Job.status == "running", m.Job.lease_expires_at < now), s)
     ids = []
     for row in s.scalars(q):
         error = (f"worker {row.worker} stopped heartbeating (lease expired at "
                  f"{_iso(row.lease_expires_at)}); re-queued")
         _end_attempt(row, now, "lost", error)
-        _after_failure(row, error, now, backoff_s)
+        _after_failure(row, error, now, backoff_s=0.0)
         ids.append(row.id)
     return ids
 
 
-def claim(worker: str, *, lease_s: float, now: datetime | None = None, backoff_s: float = 0.0,
+def claim(worker: str, *, lease_s: float, now: datetime | None = None,
           store: Store | None = None) -> dict[str, Any] | None:
     """Atomically take the oldest runnable pending job for ``worker`` (None when there is none),
     after putting back the jobs of workers whose lease expired."""
@@ -146,7 +147,7 @@ def claim(worker: str, *, lease_s: float, now: datetime | None = None, backoff_s
     def write(s: Session) -> dict[str, Any] | None:
         _lock_for_claim(s)
         t = _now(now)
-        requeue_expired_rows(s, t, backoff_s)
+        requeue_expired_rows(s, t)
         q = (select(m.Job).where(m.Job.status == "pending",
                                  (m.Job.not_before.is_(None)) | (m.Job.not_before <= t))
              .order_by(m.Job.id).limit(1))

@@ -94,7 +94,7 @@ class Worker:
             try:
                 while max_jobs is None or self.summary.done < max_jobs:
                     self._tick_schedules()
-                    job = store_jobs.claim(self.id, lease_s=self.lease_s, now=self.clock(), backoff_s=self.backoff_s)
+                    job = store_jobs.claim(self.id, lease_s=self.lease_s, now=self.clock())
                     if job is None:
                         if once or (until_empty and not self._pending_left()):
                             break
