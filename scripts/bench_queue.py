@@ -132,7 +132,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=9, help="jobs per drain measurement (default 9)")
     ap.add_argument("--pg", default=None, help="PostgreSQL server URL (default: SSMBOARD_TEST_PG_URL)")
     ap.add_argument("--lease", type=float, default=5.0)
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "queue.json"))
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "queue.json"))  # committed run: queue-2026-12-01.json
     ap.add_argument("--skip", action="append", default=[], choices=["sqlite", "postgresql", "slurm", "lease"])
     args = ap.parse_args()
     sys.path.insert(0, str(REPO / "tests"))
