@@ -21,6 +21,7 @@ COMMAND_MODULES: list[str] = [
     "ssmboard.cli.store",
     "ssmboard.cli.compare",
     "ssmboard.cli.lmeval",
+    "ssmboard.cli.jobs",
 ]
 
 

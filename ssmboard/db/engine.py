@@ -247,6 +247,12 @@ def _open(url: str) -> Store:
 
     try:
         with _file_lock(path):
+            if path is not None:
+                # Again, now that we hold the lock, and before this process opens a connection: a
+                # plain open()/close() of the file drops every POSIX lock this process holds on it,
+                # SQLite's WAL-mode SHARED lock included; then another process closing its last
+                # connection deletes the -wal file under us, and our later writes are lost.
+                _probe_sqlite_file(path)
             with engine.connect() as conn:
                 if path is None:  # other databases: check before touching anything
                     names = set(inspect(conn).get_table_names())
@@ -259,7 +265,6 @@ def _open(url: str) -> Store:
                     if current is not None:
                         _check_revisions(redact(url), [current])
                 else:
-                    _probe_sqlite_file(path)  # again, now that we hold the lock
                     current = migrate.current_revision(conn)
                     _check_revisions(str(path), [current] if current else [])
                 head = migrate.head_revision()
@@ -271,7 +276,9 @@ def _open(url: str) -> Store:
         raise
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the database {redact(url)}: {exc}") from None
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()  # one line: the driver's reason
+        raise StoreError(f"cannot open the database {redact(url)}: {reason[0] if reason else type(exc).__name__}; "
+                         "check SSMBOARD_DB (host, port, user, password) and that the server is running") from None
     except Exception as exc:  # e.g. alembic.util.CommandError during a migration
         engine.dispose()
         if type(exc).__module__.startswith("alembic"):
