@@ -31,6 +31,14 @@ def _empty(title: str, why: str):
     return fig
 
 
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+
+
+def _colour(variants: Sequence[str], name: str) -> str:
+    """The same colour for a variant in every figure of one comparison (its place in the list)."""
+    return PALETTE[list(variants).index(name) % len(PALETTE)]
+
+
 def _scale(unit: str) -> tuple[float, str]:
     return DISPLAY_UNITS.get(unit, (1.0, unit or ""))
 
@@ -66,6 +74,7 @@ def metric_vs(results: pd.DataFrame, variants: Sequence[str], metric: str, x: st
             continue
         err = mine["stderr"].fillna(0.0) * Z95 * scale
         fig.add_trace(go.Scatter(x=mine[col].astype(float), y=mine["value"] * scale, mode="lines+markers", name=name,
+                                 line={"color": _colour(variants, name)},
                                  error_y={"type": "data", "array": list(err), "visible": True}))
     where = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in context.items()
                       if v is not None and k != x and not (x == "prompt_len" and k == "prompt_len"))
@@ -106,10 +115,11 @@ def by_chunk_index(results: pd.DataFrame, variants: Sequence[str], metric: str |
             continue
         err = mine["stderr"].fillna(0.0) * Z95
         fig.add_trace(go.Scatter(x=mine["ctx_chunk_index"].astype(int), y=mine["value"], mode="lines+markers",
-                                 name=name, error_y={"type": "data", "array": list(err), "visible": True}))
+                                 name=name, line={"color": _colour(variants, name)},
+                                 error_y={"type": "data", "array": list(err), "visible": True}))
     unit = rows["unit"].iloc[0]
     fig.update_layout(title=f"{title}<br><sup>{context.get('device')}; where along the sequence accuracy is lost</sup>",
-                      xaxis_title="chunk index", yaxis_title=f"{metric} ({unit})" if unit else metric,
+                      xaxis={"title": "chunk index", "dtick": 1}, yaxis_title=f"{metric} ({unit})" if unit else metric,
                       template="plotly_white", height=380, legend_title="variant")
     return fig
 

@@ -218,10 +218,15 @@ def columns_of(rows: pd.DataFrame) -> list[Column]:
     return sorted(out.values(), key=sort_key)
 
 
-def latest_cells(rows: pd.DataFrame) -> pd.DataFrame:
+Cell = dict  # {"id", "value", "stderr"} of the row behind one table cell
+
+
+def latest_cells(rows: pd.DataFrame) -> dict[tuple[str, str], Cell]:
     """The newest row of each (variant, key): a re-run replaces, it does not average."""
     rows = rows[rows["metric"] != OOM_METRIC].sort_values(["created_at", "id"])
-    return rows.groupby(["variant", "key"], sort=False).tail(1).set_index(["variant", "key"])
+    last = rows.groupby(["variant", "key"], sort=False).tail(1)
+    return {(v, k): {"id": int(i), "value": float(x), "stderr": e}
+            for v, k, i, x, e in zip(last["variant"], last["key"], last["id"], last["value"], last["stderr"])}
 
 
 def oom_variants(rows: pd.DataFrame) -> set[str]:
@@ -313,11 +318,12 @@ def ranking(results: pd.DataFrame, variants: pd.DataFrame, sel: Selection = Sele
         metric = next((c.key for c in columns if c.metric in HEADLINE), columns[0].key)
     cells = latest_cells(rows)
     ooms = oom_variants(rows)
-    names = [n for n in chosen["name"] if n in set(rows["variant"])] if not rows.empty else []
+    measured = set(rows["variant"])
+    names = [n for n in chosen["name"] if n in measured]
 
     values = pd.DataFrame({"variant": names})
     for c in columns:
-        values[c.key] = [cells.loc[(n, c.key), "value"] if (n, c.key) in cells.index else math.nan for n in names]
+        values[c.key] = [cells[(n, c.key)]["value"] if (n, c.key) in cells else math.nan for n in names]
     values = values.set_index("variant")
 
     marks = _marks(values, columns, cells, items_for)
@@ -348,15 +354,15 @@ def ranking(results: pd.DataFrame, variants: pd.DataFrame, sel: Selection = Sele
                    notes=notes, other_devices=others, marks=marks)
 
 
-def _marks(values: pd.DataFrame, columns: list[Column], cells: pd.DataFrame,
+def _marks(values: pd.DataFrame, columns: list[Column], cells: Mapping[tuple[str, str], Cell],
            items_for: ItemsFor | None) -> dict[tuple[str, str], str]:
     """Which cells are the best of their column and which are within noise of it."""
     marks: dict[tuple[str, str], str] = {}
     bests = {c.key: _best(values[c.key], c.higher_is_better) for c in columns}
     # item scores only matter for the columns that have them; one query for all of them
     if items_for is not None and _has_item_columns(columns):
-        rel = [int(cells.loc[(n, c.key), "id"]) for c in columns if c.group in ("fidelity", "tasks")
-               for n in values.index if (n, c.key) in cells.index]
+        rel = [cells[(n, c.key)]["id"] for c in columns if c.group in ("fidelity", "tasks")
+               for n in values.index if (n, c.key) in cells]
         items = items_for(sorted(set(rel)))
     else:
         items = {}
@@ -366,13 +372,11 @@ def _marks(values: pd.DataFrame, columns: list[Column], cells: pd.DataFrame,
             continue
         for n in tied:
             marks[(n, c.key)] = "best"
-        b = cells.loc[(tied[0], c.key)]
-        brow = {"id": b["id"], "value": b["value"], "stderr": b["stderr"]}
+        brow = cells[(tied[0], c.key)]
         for n in values.index:
-            if n in tied or (n, c.key) not in cells.index:
+            if n in tied or (n, c.key) not in cells:
                 continue
-            r = cells.loc[(n, c.key)]
-            d = difference(brow, {"id": r["id"], "value": r["value"], "stderr": r["stderr"]}, items)
+            d = difference(brow, cells[(n, c.key)], items)
             if d is not None and d.within_noise:
                 marks[(n, c.key)] = "noise"
     return marks
@@ -449,7 +453,7 @@ def comparison(results: pd.DataFrame, variants: Sequence[str], context: Mapping[
     cells = latest_cells(rows)
     ooms = oom_variants(rows)
     columns = [c for c in columns_of(rows) if c.group in set(groups)]
-    ids = [int(i) for i in cells["id"]] if _has_item_columns(columns) and items_for else []
+    ids = [c["id"] for c in cells.values()] if _has_item_columns(columns) and items_for else []
     items = items_for(ids) if ids else {}
     base = names[0]
     out = []
@@ -457,16 +461,15 @@ def comparison(results: pd.DataFrame, variants: Sequence[str], context: Mapping[
         rec: dict[str, Any] = {"metric": c.label if c.label == c.key else f"{c.label} [{c.key}]",
                                "unit": c.unit, "better": "higher" if c.higher_is_better else "lower"}
         for n in names:
-            if (n, c.key) in cells.index:
-                rec[n] = _format(cells.loc[(n, c.key), "value"], c)
+            if (n, c.key) in cells:
+                rec[n] = _format(cells[(n, c.key)]["value"], c)
             else:
                 rec[n] = OOM if n in ooms and c.group in ("performance", "detail") else MISSING
         for n in names[1:]:
             d = None
-            if (base, c.key) in cells.index and (n, c.key) in cells.index:
-                a, b = cells.loc[(base, c.key)], cells.loc[(n, c.key)]
-                d = difference({"id": a["id"], "value": a["value"], "stderr": a["stderr"]},
-                               {"id": b["id"], "value": b["value"], "stderr": b["stderr"]}, items)
+            if (base, c.key) in cells and (n, c.key) in cells:
+                a, b = cells[(base, c.key)], cells[(n, c.key)]
+                d = difference(a, b, items)
                 rec[f"Δ {n}"] = f"{(b['value'] - a['value']) * c.scale:+.4g}"
             else:
                 rec[f"Δ {n}"] = MISSING
