@@ -51,7 +51,7 @@ def launches(fn):
 
 def resources():
     out = []
-    for fn in (_kernels.ssd_scan_kernel, _kernels.ssd_state_pass_kernel):
+    for fn in (_kernels.ssd_scan_kernel,):
         jit = _kernels.kernel(fn)
         caches = getattr(jit, "device_caches", {}) or {}
         for dev, entry in caches.items():

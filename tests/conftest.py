@@ -52,3 +52,4 @@ def cli_process():
 @pytest.fixture
 def python_process():
     return run_python
+pytest_plugins = ["conftest_services"]  # fixtures for the real services (tests/services.py, scripts/services/)

@@ -288,3 +288,29 @@ def test_fused_kernels_alone(monkeypatch):
     assert (state.double() - want_state).abs().max().item() <= 1e-4
     assert (y.view(b, h, p).double() - want_y).abs().max().item() <= 1e-4
     assert torch.equal(decode.conv_state_from_ring(ring, L + 1), full[:, :, 1:].float())
+
+
+def test_split_attention_matches_sdpa(monkeypatch):
+    """Flash-decoding over the static cache: grouped queries, a left-padded row, a token slot
+    that is not on a split boundary, a cache longer than one split, garbage past the slot."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    import torch.nn.functional as F
+
+    from ssmboard.variants.triton import decode
+
+    gen = torch.Generator().manual_seed(5)
+    b, heads, kv, d, max_len = 2, 6, 2, 24, 2 * decode.ATTN_SPLIT + 64
+    q = torch.randn(b, heads, d, generator=gen)
+    kc = torch.randn(b, kv, max_len, d, generator=gen)
+    vc = torch.randn(b, kv, max_len, d, generator=gen)
+    kc[:, :, 200:] = float("nan")  # slots past the token are never read
+    pos = torch.tensor([decode.ATTN_SPLIT + 71])
+    valid = torch.ones(b, max_len, dtype=torch.bool)
+    valid[1, :9] = False  # left padding of row 1
+    out = torch.empty(b, heads, d)
+    decode.attend(q, kc, vc, valid, pos, out, decode.attention_scratch(b, heads, max_len, d, "cpu"), scale=0.3)
+    n = int(pos) + 1
+    rep = heads // kv
+    want = F.scaled_dot_product_attention(q.view(b, kv, rep, d), kc[:, :, :n], vc[:, :, :n],
+                                          attn_mask=valid[:, None, None, :n], scale=0.3).reshape(b, heads, d)
+    assert (out - want).abs().max().item() <= 1e-5

@@ -308,14 +308,20 @@ class GraphDecoder:
         model, b, dev = self.model.model, self.batch_size, self.device
         self.y: dict[int, torch.Tensor] = {}
         self.q_rot: dict[int, torch.Tensor] = {}
+        self.attn_out: dict[int, torch.Tensor] = {}
+        self._attn_scratch: dict[tuple, tuple] = {}  # shared by layers of one shape (used one after another)
         for i, layer in enumerate(model.layers):
             if i in self.conv:
                 m = layer.mamba
                 self.y[i] = torch.empty(b, m.num_heads * m.head_dim, device=dev, dtype=self.dtype)
             elif i in self.k:
                 a = layer.self_attn
-                self.q_rot[i] = torch.empty(b, a.q_proj.out_features // a.head_dim, a.head_dim, device=dev,
-                                            dtype=self.dtype)
+                heads = a.q_proj.out_features // a.head_dim
+                self.q_rot[i] = torch.empty(b, heads, a.head_dim, device=dev, dtype=self.dtype)
+                self.attn_out[i] = torch.empty(b, heads, a.head_dim, device=dev, dtype=self.dtype)
+                shape = (b, heads, self.max_len, a.head_dim)
+                if shape not in self._attn_scratch:
+                    self._attn_scratch[shape] = decode.attention_scratch(b, heads, self.max_len, a.head_dim, dev)
         if self.k:
             # cos/sin of every position, from the model's own rotary module (one table lookup a token)
             probe = torch.zeros(1, 1, 1, device=dev, dtype=self.dtype)
@@ -353,9 +359,8 @@ class GraphDecoder:
                                    self.n_pad, self.q_rot[i], kc, vc, self.attn_valid,
                                    heads=self.q_rot[i].shape[1], kv_heads=kv, head_dim=d)
                 heads = q.shape[1]
-                q = q.view(b, kv, heads // kv, d)  # query heads sharing a kv head as its rows (see _attend)
-                out = F.scaled_dot_product_attention(q, kc, vc, attn_mask=self.attn_valid[:, None, None, :],
-                                                     scale=a.scaling)
+                out = decode.attend(q, kc, vc, self.attn_valid, self.pos, self.attn_out[i],
+                                    self._attn_scratch[(b, heads, self.max_len, d)], scale=a.scaling)
                 x = a.o_proj(out.reshape(b, 1, heads * d))
             hidden = residual + x
             hidden = hidden + layer.feed_forward(layer.pre_ff_layernorm(hidden))

@@ -13,8 +13,7 @@ the unpatched model's outputs.
 Precision: the scan returns y in the activations' dtype (the scan interface), as mamba_ssm's
 kernels do; transformers' torch fallback instead hands a float32 y to the gated norm. So in
 float32 the patched model equals the unpatched one (~1e-6), while in bfloat16 it differs from
-the torch fallback by bf16 rounding of y (measured: 0.03 max logit difference on the random
-tiny-bamba on an H200) and matches what a user with the fused kernels runs.
+the torch fallback by bf16 rounding of y and matches what a user with the fused kernels runs.
 
 The cache is read through :func:`_cached_states`, which understands both cache APIs of the
 supported transformers range (5.17 ``has_previous_state`` + ``layers[i].conv_states``;

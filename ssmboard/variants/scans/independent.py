@@ -1,8 +1,8 @@
 """Independent chunks: every chunk after the first starts from a zero state.
 
 An approximation, and an honest one: causal, exact in the first chunk (which starts from
-``initial_state`` when given), approximate after it. The seed project's version fed each
-chunk its own *end* state, which was wrong even in chunk 0 and looked at future tokens.
+``initial_state`` when given), approximate after it. Each chunk starts from zero, not from
+its own end state: that would be wrong even in chunk 0 and would look at future tokens.
 The final state returned is the last chunk's own end state, which is what the model has
 seen; the decode step is the exact one and continues from that state.
 """

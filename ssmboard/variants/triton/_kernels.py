@@ -6,7 +6,7 @@ test process may import this module before it sets the variable, and a GPU proce
 be able to import it on a machine with no GPU. So the functions here stay plain Python
 until :func:`kernel` wraps one, for the mode the environment asks for at call time.
 
-Three kernels:
+The scan and the decode step:
 
 ``ssd_scan_kernel``
     One program per (batch, head, block of head_dim channels, segment) walks its segment
@@ -19,16 +19,19 @@ Three kernels:
     intermediate tensor in device memory. The result does not depend on the tile
     BLOCK_L; for independent chunks the state is zeroed at each chunk boundary
     (chunk_size is then a multiple of BLOCK_L). With one segment the whole scan is one
-    launch; with several (long sequences, few heads x batch) the exact scan takes three:
-    segments' own end states (MODE 1, all segments but the last, state update only, with
-    its own tile), ``ssd_state_pass_kernel`` (a sequential pass over segments,
-    state-sized work only), then the outputs (MODE 2, every segment from its true
-    entering state; the last one's end state is the final state).
+    launch; with several (long sequences, few heads x batch) the exact scan takes two:
+    segments' own end states and total decays (MODE 1, all segments but the last, state
+    update only, with its own tile), then the outputs (MODE 2: each program first folds the
+    earlier segments' results into its entering state, then walks its segment; the last
+    one's end state is the final state).
 
 ``ssd_step_kernel``
     One decode token: state ← exp(dt·A)·state + dt·x⊗B, y = state·C + D·x, the state
     updated in place; one program per (batch, head, block of channels). Memory-bound:
     the state is read and written once.
+
+The fused kernels of one greedy decode token (``mamba_decode_kernel``, ``rope_kv_kernel``,
+``attn_decode_*``, ``argmax_*``) are launched by ``ssmboard.variants.triton.decode``.
 """
 from __future__ import annotations
 
@@ -77,7 +80,8 @@ def ssd_scan_kernel(
     # MODE 1: no outputs; each segment's own end state from zero -> seg_ptr, and its
     #         total decay -> dec_ptr (first pass of the segment-parallel exact scan;
     #         launched for segments 0..NSEG-2 only).
-    # MODE 2: outputs; each segment starts from the state seg_ptr holds for it (third pass).
+    # MODE 2: outputs; each segment starts from its true entering state, formed from the
+    #         initial state and the MODE 1 results of the segments before it (second pass).
     pid_bh = tl.program_id(0)
     pid_p = tl.program_id(1)
     seg = tl.program_id(2)
@@ -100,7 +104,17 @@ def ssd_scan_kernel(
     seg_ptrs = seg_ptr + b * sS_b + seg * sS_s + h * sS_h + offs_p[:, None] * sS_p + offs_n[None, :] * sS_n
     mask_pn = mask_p[:, None] & mask_n[None, :]
     if MODE == 2:
-        state = tl.load(seg_ptrs, mask=mask_pn, other=0.0)
+        # the state entering this segment, from the initial state and the earlier segments'
+        # own end states and total decays (MODE 1): entering[j+1] = exp(dec[j]) entering[j] + own[j]
+        if HAS_INIT:
+            init_ptrs = init_ptr + b * si_b + h * si_h + offs_p[:, None] * si_p + offs_n[None, :] * si_n
+            state = tl.load(init_ptrs, mask=mask_pn, other=0.0).to(tl.float32)
+        else:
+            state = tl.full((BLOCK_P, BLOCK_N), 0.0, tl.float32)
+        own_ptrs = seg_ptr + b * sS_b + h * sS_h + offs_p[:, None] * sS_p + offs_n[None, :] * sS_n
+        for j in range(0, seg):
+            own = tl.load(own_ptrs + j * sS_s, mask=mask_pn, other=0.0)
+            state = state * tl.exp(tl.load(dec_ptr + pid_bh * NSEG + j)) + own
     elif MODE == 0 and HAS_INIT:
         init_ptrs = init_ptr + b * si_b + h * si_h + offs_p[:, None] * si_p + offs_n[None, :] * si_n
         state = tl.load(init_ptrs, mask=mask_pn, other=0.0).to(tl.float32)
@@ -198,35 +212,6 @@ def ssd_scan_kernel(
         if seg == NSEG - 1:
             final_ptrs = final_ptr + b * sf_b + h * sf_h + offs_p[:, None] * sf_p + offs_n[None, :] * sf_n
             tl.store(final_ptrs, state, mask=mask_pn)
-
-
-def ssd_state_pass_kernel(
-    seg_ptr, dec_ptr, init_ptr, H, NSEG, PN,
-    sS_b, sS_s, sS_h, si_b, si_h,
-    BLOCK: tl.constexpr, HAS_INIT: tl.constexpr,
-):
-    """Second pass: turn each segment's own end state into the state entering it, in place.
-
-    entering[0] = initial state; entering[s+1] = exp(decay[s]) * entering[s] + own[s].
-    Only segments 0..NSEG-2 have an own end state (MODE 1 skips the last one: its end
-    state is the final state, which the output pass stores). The (head_dim x d_state)
-    block of a head is contiguous in every buffer here.
-    """
-    pid_bh = tl.program_id(0)
-    b = (pid_bh // H).to(tl.int64)
-    h = pid_bh % H
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < PN
-    if HAS_INIT:
-        run = tl.load(init_ptr + b * si_b + h * si_h + offs, mask=mask, other=0.0).to(tl.float32)
-    else:
-        run = tl.full((BLOCK,), 0.0, tl.float32)
-    base = seg_ptr + b * sS_b + h * sS_h + offs
-    for s in range(0, NSEG - 1):
-        own = tl.load(base + s * sS_s, mask=mask, other=0.0)
-        tl.store(base + s * sS_s, run, mask=mask)
-        run = run * tl.exp(tl.load(dec_ptr + pid_bh * NSEG + s)) + own
-    tl.store(base + (NSEG - 1) * sS_s, run, mask=mask)
 
 
 def ssd_step_kernel(
@@ -441,6 +426,7 @@ def argmax_partial_kernel(
     offs = blk * BLOCK + tl.arange(0, BLOCK)
     m = offs < V
     x = tl.load(x_ptr + row * sx_b + offs, mask=m, other=float("-inf")).to(tl.float32)
+    x = tl.where(x != x, float("inf"), x)  # NaN ranks first, as in torch.argmax: never an invalid index
     if HAS_BAN:
         ban = tl.load(banned_ptr + offs, mask=m, other=0)
         x = tl.where(ban != 0, float("-inf"), x)
@@ -462,6 +448,94 @@ def argmax_final_kernel(
     _, best = tl.reduce((v, i), 0, _argmax_combine)
     pos = tl.load(pos_ptr)
     tl.store(tok_ptr + row * st_b + pos + 1, best.to(tok_ptr.dtype.element_ty))
+
+
+def _max2(a, b):
+    return tl.maximum(a, b)
+
+
+_max_combine = triton.runtime.jit.JITFunction(_max2)
+
+
+def attn_decode_partial_kernel(
+    q_ptr, k_ptr, v_ptr, valid_ptr, pos_ptr, o_ptr, m_ptr, l_ptr,
+    KV, REP, D, scale,
+    sq_b, sq_h, sk_b, sk_h, sk_l, sv_b, sv_h, sv_l, sval_b, so_b, so_h, so_s, sm_b, sm_h,
+    BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    """One decode token's attention over a static K/V cache, split along the keys
+    (flash-decoding): program (batch x kv head, split) takes keys [split * BLOCK_N, ...) up to
+    the token's own slot ``pos`` for the REP query heads sharing the kv head (query head =
+    kv_head * REP + r), and writes its partial output, row max and row sum. Splits past
+    ``pos`` do nothing (the combine reads only splits up to pos // BLOCK_N)."""
+    pid = tl.program_id(0)
+    split = tl.program_id(1)
+    bidx = (pid // KV).to(tl.int64)
+    kvh = pid % KV
+    pos = tl.load(pos_ptr)
+    start = split * BLOCK_N
+    if start <= pos:
+        offs_r = tl.arange(0, BLOCK_R)
+        offs_n = start + tl.arange(0, BLOCK_N)
+        offs_d = tl.arange(0, BLOCK_D)
+        mask_r = offs_r < REP
+        mask_d = offs_d < D
+        heads = kvh * REP + offs_r
+        q = tl.load(q_ptr + bidx * sq_b + heads[:, None] * sq_h + offs_d[None, :],
+                    mask=mask_r[:, None] & mask_d[None, :], other=0.0)
+        upto = offs_n <= pos
+        ok = tl.load(valid_ptr + bidx * sval_b + offs_n, mask=upto, other=0) != 0
+        ok = ok & upto
+        k = tl.load(k_ptr + bidx * sk_b + kvh * sk_h + offs_n[:, None] * sk_l + offs_d[None, :],
+                    mask=ok[:, None] & mask_d[None, :], other=0.0)
+        sc = tl.dot(q, tl.trans(k), input_precision=DOT_PREC) * scale  # (BLOCK_R, BLOCK_N)
+        sc = tl.where(ok[None, :], sc, float("-inf"))
+        m = tl.reduce(sc, 1, _max_combine)
+        m_safe = tl.where(m == float("-inf"), 0.0, m)
+        pr = tl.exp(sc - m_safe[:, None])
+        lsum = tl.reduce(pr, 1, _sum_combine)
+        v = tl.load(v_ptr + bidx * sv_b + kvh * sv_h + offs_n[:, None] * sv_l + offs_d[None, :],
+                    mask=ok[:, None] & mask_d[None, :], other=0.0)
+        o = tl.dot(pr.to(v.dtype), v, input_precision=DOT_PREC)  # (BLOCK_R, BLOCK_D)
+        tl.store(o_ptr + bidx * so_b + heads[:, None] * so_h + split * so_s + offs_d[None, :], o,
+                 mask=mask_r[:, None] & mask_d[None, :])
+        tl.store(m_ptr + bidx * sm_b + heads * sm_h + split, m, mask=mask_r)
+        tl.store(l_ptr + bidx * sm_b + heads * sm_h + split, lsum, mask=mask_r)
+
+
+def attn_decode_combine_kernel(
+    o_ptr, m_ptr, l_ptr, pos_ptr, out_ptr, H, D,
+    so_b, so_h, so_s, sm_b, sm_h, sout_b, sout_h,
+    SPLIT_N: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    """Second stage of the split attention: per (batch, query head), the splits up to the
+    token's slot weighted by exp(their max - the overall max), normalised by the weighted sums."""
+    pid = tl.program_id(0)
+    bidx = (pid // H).to(tl.int64)
+    h = pid % H
+    pos = tl.load(pos_ptr)
+    nused = pos // SPLIT_N + 1
+    offs_s = tl.arange(0, BLOCK_S)
+    offs_d = tl.arange(0, BLOCK_D)
+    mask_d = offs_d < D
+    mrow = m_ptr + bidx * sm_b + h * sm_h
+    big = tl.full((BLOCK_S,), float("-inf"), tl.float32)
+    for s0 in range(0, nused, BLOCK_S):
+        big = tl.maximum(big, tl.load(mrow + s0 + offs_s, mask=(s0 + offs_s) < nused, other=float("-inf")))
+    M = tl.reduce(big, 0, _max_combine)
+    acc = tl.full((BLOCK_D,), 0.0, tl.float32)
+    den = tl.full((BLOCK_S,), 0.0, tl.float32)
+    for s0 in range(0, nused, BLOCK_S):
+        ms = (s0 + offs_s) < nused
+        mv = tl.load(mrow + s0 + offs_s, mask=ms, other=float("-inf"))
+        w = tl.where(ms & (mv > float("-inf")), tl.exp(mv - M), 0.0)
+        lv = tl.load(l_ptr + bidx * sm_b + h * sm_h + s0 + offs_s, mask=ms, other=0.0)
+        den += w * lv
+        ov = tl.load(o_ptr + bidx * so_b + h * so_h + (s0 + offs_s)[:, None] * so_s + offs_d[None, :],
+                     mask=ms[:, None] & mask_d[None, :], other=0.0)
+        acc += tl.reduce(ov * w[:, None], 0, _sum_combine)
+    out = acc / tl.reduce(den, 0, _sum_combine)
+    tl.store(out_ptr + bidx * sout_b + h * sout_h + offs_d, out.to(out_ptr.dtype.element_ty), mask=mask_d)
 
 
 def interpreting() -> bool:

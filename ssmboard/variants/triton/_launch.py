@@ -104,20 +104,40 @@ class ScanConfig:
 
 # Independent chunks: programs wanted in flight (segments of whole chunks cost nothing extra).
 _TARGET_PROGRAMS = 8 * 132
-# The exact scan is split into segments (three launches) only when one program per (batch,
-# head, channel block) leaves the GPU short of programs: fewer than _SEG_BELOW programs per
-# multiprocessor. It then takes enough segments for _SEG_PROGRAMS programs per
-# multiprocessor, each at least _MIN_SEG tokens long. On an H200 (Bamba's shape, b=1) five
-# segments ran 1x32768 in 1.55 ms against 1.94 ms in one launch and 1x8192 in 0.43 against
-# 0.49 ms; at 1x2048 the GPU gain (0.12 against 0.13 ms) was smaller than the host time of
-# two more launches, hence one launch below 2 * _MIN_SEG tokens (NOTES-triton.md, 2026-11-29).
+# The exact scan is split into segments (two launches: the segments' own end states, then
+# the outputs) only when one program per (batch, head, channel block) leaves the GPU short of
+# programs: fewer than _SEG_BELOW per multiprocessor. The segment count then minimises a model
+# of the two passes' time (_segment_cost), with at least _MIN_SEG tokens a segment (below
+# 2 * _MIN_SEG tokens the second launch costs the host more than it saves the GPU).
 _SEG_BELOW = 2
-_SEG_PROGRAMS = 4
 _MIN_SEG = 1536
+_MAX_SEG = 16
+# Programs of the scan resident per multiprocessor (registers: 2 for the Bamba-9B tile).
+_RESIDENT = 2
 # Tile and warps of the segment-state pass (state update only, no within-tile product, so a
-# longer tile than the output pass: 128 beat 64 and 32 at every swept length).
+# longer tile than the output pass).
 _BLOCK_L1 = 128
 _WARPS1 = 4
+# The time model, in microseconds: per wave of programs, per tile of the output pass
+# (BLOCK_L tokens) and of the state pass (BLOCK_L1 tokens); per earlier segment folded into a
+# program's entering state; per extra launch. Fitted to one H200 run of the Bamba-9B shape
+# (benchmarks/NOTES-triton.md, 2026-12-01); only their ratios matter for the choice.
+_COST_TILE2 = 2.15
+_COST_TILE1 = 2.4
+_COST_FOLD = 1.5
+_COST_LAUNCH = 5.0
+
+
+def _segment_cost(nseg: int, base: int, L: int, block_l: int, block_l1: int, sms: int) -> float:
+    """Modelled time of the exact scan in ``nseg`` segments of ``base`` programs each."""
+    slots = _RESIDENT * sms
+    seg = triton_cdiv(L, nseg)
+    t = triton_cdiv(base * nseg, slots) * triton_cdiv(seg, block_l) * _COST_TILE2
+    if nseg > 1:
+        t += triton_cdiv(base * (nseg - 1), slots) * triton_cdiv(seg, block_l1) * _COST_TILE1
+        t += (nseg - 1) * _COST_FOLD + _COST_LAUNCH
+    return t
+
 
 _SM_COUNT: dict = {}
 
@@ -164,9 +184,14 @@ def _scan_config(b: int, L: int, h: int, p: int, n: int, chunk_size: int, indepe
         nseg = max(1, min(triton_cdiv(_TARGET_PROGRAMS, base), triton_cdiv(L, o.get("MIN_SEG", 256))))
         seg = triton_cdiv(L, nseg)
     elif base < _SEG_BELOW * sms:
-        # exact scan, few programs: segments (a state pass first) for more programs in flight
-        nseg = max(1, min(triton_cdiv(_SEG_PROGRAMS * sms, base), L // _MIN_SEG))
-        seg = triton_cdiv(L, nseg)
+        # exact scan, few programs: segments (a state pass first) for more programs in flight;
+        # the count with the least modelled time (a smaller one unless 3% faster)
+        best, best_t = 1, _segment_cost(1, base, L, block_l, block_l1, sms)
+        for k in range(2, max(1, min(_MAX_SEG, L // _MIN_SEG)) + 1):
+            t = _segment_cost(k, base, L, block_l, block_l1, sms)
+            if t < 0.97 * best_t:
+                best, best_t = k, t
+        seg = triton_cdiv(L, best)
     else:
         seg = L
     seg = max(unit, triton_cdiv(seg, unit) * unit)
@@ -231,17 +256,10 @@ def run_scan(x, dt, A, B, C, *, chunk_size, D=None, dt_bias=None, dt_softplus=Tr
     if not segmented:
         kern[grid](*common, MODE=0, BLOCK_L=cfg.BLOCK_L, num_warps=cfg.num_warps, **flags)
     else:
-        # 1: own end states of segments 0..nseg-2 (the last one's is never needed)
+        # 1: own end states and total decays of segments 0..nseg-2 (the last one's is never needed)
         kern[(grid[0], grid[1], nseg - 1)](*common, MODE=1, BLOCK_L=cfg.BLOCK_L1, num_warps=cfg.num_warps1,
                                            **flags)
-        # 2: entering states, in place, one sequential pass over segments
-        pn = p * n
-        block = min(1024, _next_pow2(pn))
-        _kernels.kernel(_kernels.ssd_state_pass_kernel)[(b * h, triton_cdiv(pn, block))](
-            seg_buf, dec, init, h, nseg, pn,
-            seg_buf.stride(0), seg_buf.stride(1), seg_buf.stride(2), si[0], si[1],
-            BLOCK=block, HAS_INIT=initial_state is not None, num_warps=4)
-        # 3: outputs, every segment from its entering state; the last one stores the final state
+        # 2: outputs, every segment from its entering state; the last one stores the final state
         kern[grid](*common, MODE=2, BLOCK_L=cfg.BLOCK_L, num_warps=cfg.num_warps, **flags)
     return (y, final) if return_final_state else y
 

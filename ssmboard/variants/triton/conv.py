@@ -35,7 +35,7 @@ def causal_conv1d_kernel(
 
     Output row j is input position FIRST + j; tap k reads input position FIRST + j - (K-1) + k.
     """
-    b = tl.program_id(0)
+    b = tl.program_id(0).to(tl.int64)  # batch offsets pass 2**31 elements (64 x 2048 x 16768 projections)
     pt = tl.program_id(1)
     pd = tl.program_id(2)
     offs_j = pt * BLOCK_T + tl.arange(0, BLOCK_T)

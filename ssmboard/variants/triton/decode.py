@@ -10,6 +10,8 @@ tensor, so the calls can be captured in a CUDA graph once and replayed per token
   ring-buffer conv state, dt, the state update and y (``_kernels.mamba_decode_kernel``).
 - :func:`rope_kv`: rotary embedding of the token's queries and keys, the K/V cache write
   and the key mask's new slot (``_kernels.rope_kv_kernel``).
+- :func:`attend`: the token's attention over the static K/V cache, split along the keys
+  (flash-decoding) and reading only the slots up to the token (``_kernels.attn_decode_*``).
 - :func:`argmax_into`: the greedy token of each row (banned ids excluded), written
   straight into the token buffer (``_kernels.argmax_partial_kernel`` + ``argmax_final_kernel``).
 
@@ -106,6 +108,48 @@ def rope_kv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cos_table: torch.
         v_cache.stride(2), valid.stride(0),
         BLOCK_D=max(16, _next_pow2(head_dim)), num_warps=1)
     return q_out
+
+
+ATTN_SPLIT = 128  # keys per program of the split attention
+
+
+def attention_scratch(batch: int, heads: int, max_len: int, head_dim: int, device):
+    """(partial outputs, row maxima, row sums) buffers :func:`attend` needs."""
+    nsplit = math.ceil(max_len / ATTN_SPLIT)
+    return (torch.empty(batch, heads, nsplit, head_dim, dtype=torch.float32, device=device),
+            torch.empty(batch, heads, nsplit, dtype=torch.float32, device=device),
+            torch.empty(batch, heads, nsplit, dtype=torch.float32, device=device))
+
+
+def attend(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, key_valid: torch.Tensor,
+           pos: torch.Tensor, out: torch.Tensor, scratch, *, scale: float) -> torch.Tensor:
+    """One token's attention over a static cache: q (b, heads, d) -> ``out`` (b, heads, d).
+
+    Keys are slots 0..pos of ``k_cache``/``v_cache`` (b, kv, max_len, d) where ``key_valid``
+    (b, max_len) is set; query head j reads kv head j // (heads / kv) (transformers' repeat_kv
+    order). Split along the keys (flash-decoding) so that one query still fills the GPU, and
+    only the slots up to ``pos`` are read: unlike one SDPA call over the whole bucket."""
+    check_device(q, k_cache, v_cache, out)
+    b, heads, d = q.shape
+    kv, max_len = k_cache.shape[1], k_cache.shape[2]
+    rep = heads // kv
+    o, m, l = scratch
+    nsplit = o.shape[2]
+    if nsplit * ATTN_SPLIT < max_len or o.shape[:2] != (b, heads):
+        raise ValueError("attention scratch does not match the cache")
+    valid = key_valid.view(torch.uint8) if key_valid.dtype == torch.bool else key_valid
+    prec = "ieee" if q.dtype == torch.float32 else "tf32"
+    _kernels.kernel(_kernels.attn_decode_partial_kernel)[(b * kv, nsplit)](
+        q, k_cache, v_cache, valid, pos, o, m, l, kv, rep, d, float(scale),
+        q.stride(0), q.stride(1), k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), valid.stride(0),
+        o.stride(0), o.stride(1), o.stride(2), m.stride(0), m.stride(1),
+        BLOCK_R=max(16, _next_pow2(rep)), BLOCK_N=ATTN_SPLIT, BLOCK_D=max(16, _next_pow2(d)), DOT_PREC=prec,
+        num_warps=4)
+    _kernels.kernel(_kernels.attn_decode_combine_kernel)[(b * heads,)](
+        o, m, l, pos, out, heads, d, o.stride(0), o.stride(1), o.stride(2), m.stride(0), m.stride(1),
+        out.stride(0), out.stride(1), SPLIT_N=ATTN_SPLIT, BLOCK_S=32, BLOCK_D=max(16, _next_pow2(d)), num_warps=4)
+    return out
 
 
 _ARGMAX_BLOCK = 2048
