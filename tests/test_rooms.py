@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "db": set(),
     "registry": {"db", "variants.backends", "jobs.queue"},  # the torch-free backend catalogue; enqueueing
     "variants": set(),
-    "evaluators": {"variants", "registry.spec", "registry.builtins"},
+    # registry.api: a GPTScore scorer or an lm-eval `variant=` named by a user's variant is looked up there
+    "evaluators": {"variants", "registry.spec", "registry.builtins", "registry.api"},
     "jobs": {"db", "registry", "evaluators", "variants"},
     "leaderboard": {"db", "registry", "evaluators.stats", "evaluators.compare", "jobs"},
     "cli": {"registry", "evaluators", "jobs", "leaderboard"},  # the store only through registry/jobs functions

@@ -20,6 +20,8 @@ COMMAND_MODULES: list[str] = [
     "ssmboard.cli.evaluate",
     "ssmboard.cli.store",
     "ssmboard.cli.board",
+    "ssmboard.cli.compare",
+    "ssmboard.cli.lmeval",
 ]
 
 

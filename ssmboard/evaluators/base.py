@@ -82,7 +82,8 @@ class Evaluator(Protocol):
 
 _EVALUATORS: dict[str, type] = {}
 # Modules whose import registers the built-in evaluators (kept lazy: they import torch).
-BUILTIN_MODULES: list[str] = ["ssmboard.evaluators.perf"]
+BUILTIN_MODULES: list[str] = ["ssmboard.evaluators.perf", "ssmboard.evaluators.fidelity",
+                                 "ssmboard.evaluators.gptscore", "ssmboard.evaluators.lmeval"]
 
 
 def register_evaluator(name: str) -> Callable[[type], type]:

@@ -72,6 +72,17 @@ SUITES: dict[str, Suite] = {s.name: s for s in [
           "greedy, >= 10 iterations and >= 10 s",
           "perf", dict(prompt_lengths=(256,), batch_sizes=(1,), new_tokens=64, modes=("prefill", "decode"),
                        warmup=2, iterations=10, min_seconds=10.0)),
+    Suite("accuracy-quick", "under a minute per variant on a 2-core CPU: fidelity (512-token and single-chunk "
+          "test prompts), GPTScore (256-token prompts) and lm-eval shakespeare_cloze on 40 documents",
+          parts=(Part("fidelity", dict(prompt_lengths=(512,), prompts=2, new_tokens=8)),
+                 Part("gptscore", dict(prompt_lengths=(256,), prompts=4, new_tokens=16)),
+                 Part("lmeval", dict(tasks=("shakespeare_cloze",), limit=40)))),
+    Suite("accuracy", "every accuracy evaluator in full: fidelity at 256/512/1024 tokens and one chunk (8 prompts, "
+          "32 greedy tokens), GPTScore at 256/512 (16 prompts), every item of the four shipped lm-eval tasks",
+          parts=(Part("fidelity", dict(prompt_lengths=(256, 512, 1024), prompts=8, new_tokens=32)),
+                 Part("gptscore", dict(prompt_lengths=(256, 512), prompts=16, new_tokens=32)),
+                 Part("lmeval", dict(tasks=("shakespeare_cloze", "shakespeare_next_line", "shakespeare_ppl",
+                                            "shakespeare_recall"))))),
     Suite("bamba-4l-targets", "issue 15 on the 4-layer Bamba-9B shape (scripts/bench_model.py --model "
           "config:bamba-9b-4l): prefill of 2048 tokens and cached decode of 128 tokens after it, at "
           "batch 1, 4, 16 and 64; 1 warm-up, >= 5 runs and >= 1 s",
