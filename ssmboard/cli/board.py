@@ -93,7 +93,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             raise SsmboardError("writing parquet needs pyarrow: pip install pyarrow "
                                 "(or export to .csv / .json)") from None
     frame = data.load().results
-    frame = frame.assign(context=[json.dumps(c, sort_keys=True) for c in frame["context"]])
+    # nested dicts as JSON text: every format (and a spreadsheet) reads them the same way
+    frame = frame.assign(context=[json.dumps(c, sort_keys=True) for c in frame["context"]],
+                         spec=[json.dumps(c, sort_keys=True) for c in frame["spec"]])
     if kind == "csv":
         frame.to_csv(path, index=False)
     elif kind == "json":

@@ -21,7 +21,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "id", "variant", "fingerprint", "evaluator", "suite", "metric", "value", "unit", "higher_is_better",
     "stderr", "n", "created_at", "job_id", "model", "scan", "chunk_size", "dtype", "compile", "decoder",
     "device_name", "torch_version", "triton_version", "transformers_version", "cuda_version",
-    "driver_version", "ssmboard_version", "git_sha", "hostname", "context")
+    "driver_version", "ssmboard_version", "git_sha", "hostname", "context", "spec")
 VARIANT_COLUMNS: tuple[str, ...] = ("name", "model", "scan", "chunk_size", "dtype", "compile", "compile_scope",
                                     "decoder", "n_layers", "use_cache", "description", "tags", "fingerprint",
                                     "builtin", "created_at", "n_results")

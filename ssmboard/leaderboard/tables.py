@@ -6,7 +6,8 @@ others have results. A cell is the latest stored row of its variant, metric and 
 an out-of-memory point shows "OOM", a missing one "-", never 0. A cell whose difference
 from its column's best is within noise (the 95% interval of the difference covers 0: a
 paired bootstrap over item scores when both rows have them, else the stored standard
-errors) is marked, so a user does not read noise as a ranking.
+errors, as ``compare.compare_records`` decides) is marked, so a user does not read noise as
+a ranking.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import pandas as pd
 
 from ssmboard.errors import SsmboardError
-from ssmboard.evaluators.stats import Difference, paired_bootstrap, stderr_difference
 
 GROUPS: tuple[str, ...] = ("performance", "fidelity", "tasks", "spec", "detail")
 DEFAULT_GROUPS: tuple[str, ...] = ("performance", "fidelity", "tasks", "spec")
@@ -177,7 +177,8 @@ def at_context(results: pd.DataFrame, context: Mapping[str, Any]) -> pd.DataFram
 def column_key(metric: str, task: Any = None, prompt_len: Any = None) -> str:
     """``metric``, ``task/metric`` for a task score, with `` @L<n>`` for a non-perf row measured
     at a prompt length (KL over 512-token prompts is another number than over 2048)."""
-    key = f"{task}/{metric}" if isinstance(task, str) and task else metric
+    named = isinstance(task, str) and task and not metric.startswith(f"{task}/")  # lmeval names carry it
+    key = f"{task}/{metric}" if named else metric
     return f"{key} @L{int(prompt_len)}" if _num(prompt_len) else key
 
 
@@ -218,15 +219,22 @@ def columns_of(rows: pd.DataFrame) -> list[Column]:
     return sorted(out.values(), key=sort_key)
 
 
-Cell = dict  # {"id", "value", "stderr"} of the row behind one table cell
+Cell = dict  # the result record behind one table cell (the keys compare.compare_records reads)
+_CELL_FIELDS = ("id", "value", "stderr", "n", "evaluator", "metric", "unit", "higher_is_better", "context", "spec",
+                "device_name")
 
 
 def latest_cells(rows: pd.DataFrame) -> dict[tuple[str, str], Cell]:
     """The newest row of each (variant, key): a re-run replaces, it does not average."""
     rows = rows[rows["metric"] != OOM_METRIC].sort_values(["created_at", "id"])
     last = rows.groupby(["variant", "key"], sort=False).tail(1)
-    return {(v, k): {"id": int(i), "value": float(x), "stderr": e}
-            for v, k, i, x, e in zip(last["variant"], last["key"], last["id"], last["value"], last["stderr"])}
+    out = {}
+    for rec in zip(last["variant"], last["key"], *(last[f] for f in _CELL_FIELDS)):
+        cell = dict(zip(_CELL_FIELDS, rec[2:]))
+        cell["id"], cell["value"] = int(cell["id"]), float(cell["value"])
+        cell["stderr"] = float(cell["stderr"]) if _num(cell["stderr"]) else None
+        out[(rec[0], rec[1])] = cell
+    return out
 
 
 def oom_variants(rows: pd.DataFrame) -> set[str]:
@@ -237,17 +245,18 @@ def oom_variants(rows: pd.DataFrame) -> set[str]:
 ItemsFor = Callable[[list[int]], Mapping[int, Mapping[str, float]]]
 
 
-def difference(a: Mapping[str, Any], b: Mapping[str, Any], items: Mapping[int, Mapping[str, float]]
-               ) -> Difference | None:
-    """B minus A for two result rows (dicts with id, value, stderr): a paired bootstrap over the
-    items both scored when there are at least two, else from the stored standard errors; None
-    when neither is known."""
-    ia, ib = items.get(int(a["id"])) or {}, items.get(int(b["id"])) or {}
-    common = sorted(set(ia) & set(ib))
-    if len(common) >= 2:
-        return paired_bootstrap([ia[k] for k in common], [ib[k] for k in common])
-    err = lambda x: None if not _num(x) else float(x)  # noqa: E731
-    return stderr_difference(float(a["value"]), err(a["stderr"]), float(b["value"]), err(b["stderr"]))
+def difference(a: Cell, b: Cell, items: Mapping[int, Mapping[str, float]]) -> dict[str, Any] | None:
+    """B minus A for two cells, by ``compare.compare_records`` (the one pairing and statistics
+    rule: a paired bootstrap over common item scores, else the stored standard errors): its row
+    (delta, lo, hi, method, verdict), or None when the two rows do not measure the same thing."""
+    from ssmboard.leaderboard.compare import compare_records
+
+    rows = [r for r in compare_records([a], [b], dict(items)) if r["method"] != "none" or r["delta"] is not None]
+    return rows[0] if rows else None
+
+
+def _within_noise(d: Mapping[str, Any] | None) -> bool:
+    return d is not None and d["lo"] is not None and d["lo"] <= 0.0 <= d["hi"]
 
 
 def _best(values: pd.Series, higher_is_better: bool) -> list[str]:
@@ -376,8 +385,7 @@ def _marks(values: pd.DataFrame, columns: list[Column], cells: Mapping[tuple[str
         for n in values.index:
             if n in tied or (n, c.key) not in cells:
                 continue
-            d = difference(brow, cells[(n, c.key)], items)
-            if d is not None and d.within_noise:
+            if _within_noise(difference(brow, cells[(n, c.key)], items)):
                 marks[(n, c.key)] = "noise"
     return marks
 
@@ -473,12 +481,13 @@ def comparison(results: pd.DataFrame, variants: Sequence[str], context: Mapping[
                 rec[f"Δ {n}"] = f"{(b['value'] - a['value']) * c.scale:+.4g}"
             else:
                 rec[f"Δ {n}"] = MISSING
-            if d is None:
+            if d is None or d["lo"] is None:
                 rec[f"95% CI {n}"] = MISSING
-                rec[f"verdict {n}"] = "no uncertainty stored" if rec[f"Δ {n}"] != MISSING else MISSING
+                rec[f"verdict {n}"] = (MISSING if rec[f"Δ {n}"] == MISSING else
+                                       "not paired (different measurements)" if d is None else d["verdict"])
             else:
-                rec[f"95% CI {n}"] = f"[{d.lo * c.scale:+.3g}, {d.hi * c.scale:+.3g}]"
-                rec[f"verdict {n}"] = f"{d.verdict(c.higher_is_better)} ({d.method})"
+                rec[f"95% CI {n}"] = f"[{d['lo'] * c.scale:+.3g}, {d['hi'] * c.scale:+.3g}]"
+                rec[f"verdict {n}"] = f"{d['verdict']} ({d['method']})"
         out.append(rec)
     return pd.DataFrame(out)
 
