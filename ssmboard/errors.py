@@ -44,3 +44,7 @@ class DeviceError(SsmboardError):
 
 class EvaluationError(SsmboardError):
     """An evaluation cannot run as asked (unknown suite, bad parameters, interrupted)."""
+
+
+class JobError(SsmboardError):
+    """A queue operation cannot be done as asked (no such job, cancel a finished one, bad schedule)."""

@@ -294,7 +294,7 @@ def test_save_report_attaches_to_builtin_row_and_job():
         s.add(job)
         s.flush()
         job_id = job.id
-        assert job.status == "PENDING" and job.attempts == 0
+        assert job.status == "pending" and job.attempts == 0
     rep = Report.for_spec(spec, evaluator="perf", environment=Environment(device_name="cpu"),
                           metrics=[Metric("decode_tok_s", 42.0, "tok/s", True, context={"new_tokens": 64})])
     counts = save_report(rep, job_id=job_id)

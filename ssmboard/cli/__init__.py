@@ -22,6 +22,7 @@ COMMAND_MODULES: list[str] = [
     "ssmboard.cli.board",
     "ssmboard.cli.compare",
     "ssmboard.cli.lmeval",
+    "ssmboard.cli.jobs",
 ]
 
 

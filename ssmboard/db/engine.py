@@ -271,7 +271,9 @@ def _open(url: str) -> Store:
         raise
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the database {redact(url)}: {exc}") from None
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()  # one line: the driver's reason
+        raise StoreError(f"cannot open the database {redact(url)}: {reason[0] if reason else type(exc).__name__}; "
+                         "check SSMBOARD_DB (host, port, user, password) and that the server is running") from None
     except Exception as exc:  # e.g. alembic.util.CommandError during a migration
         engine.dispose()
         if type(exc).__module__.startswith("alembic"):

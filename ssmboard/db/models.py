@@ -15,7 +15,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-JOB_STATUSES: tuple[str, ...] = ("PENDING", "RUNNING", "FINISHED", "FAILED")
+# Revision 0004 made them lowercase and added "cancelled"; a job is active while pending or running.
+JOB_STATUSES: tuple[str, ...] = ("pending", "running", "finished", "failed", "cancelled")
+ACTIVE_JOB_STATUSES: tuple[str, ...] = ("pending", "running")
 
 
 def utcnow() -> datetime:
@@ -89,24 +91,107 @@ class Environment(Base):
 
 
 class Job(Base):
-    """One evaluation to run for one variant: the queue that workers drain."""
+    """One evaluation to run for one variant: the queue that workers drain.
+
+    Revision 0004 made it a real queue: a worker claims a pending row (status, worker,
+    lease), renews the lease by heartbeats, and finishes, fails (retried with backoff until
+    ``max_attempts``) or loses it (an expired lease puts it back). ``params_key`` hashes
+    fingerprint + suite + params: at most one active (pending/running) job per key.
+    """
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index("uq_jobs_active_params_key", "params_key", unique=True,
+              sqlite_where=text("status IN ('pending', 'running')"),
+              postgresql_where=text("status IN ('pending', 'running')")),
+        Index("ix_jobs_status_not_before", "status", "not_before"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id"), index=True)
     suite: Mapped[Optional[str]] = mapped_column(String(128))
     evaluator: Mapped[Optional[str]] = mapped_column(String(128))
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="PENDING", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
     finished_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
     error: Mapped[Optional[str]] = mapped_column(Text)
     worker: Mapped[Optional[str]] = mapped_column(String(256))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Revision 0004: the queue.
+    fingerprint: Mapped[Optional[str]] = mapped_column(String(64), index=True)
+    params_key: Mapped[Optional[str]] = mapped_column(String(64))
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    heartbeat_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    lease_expires_at: Mapped[Optional[datetime]] = mapped_column(DateTime)
+    not_before: Mapped[Optional[datetime]] = mapped_column(DateTime)  # retry backoff
+    log_path: Mapped[Optional[str]] = mapped_column(Text)
+    slurm_job_id: Mapped[Optional[str]] = mapped_column(String(64))
+    slurm_state: Mapped[Optional[str]] = mapped_column(String(64))
+    schedule_run_id: Mapped[Optional[int]] = mapped_column(Integer)  # the schedule_runs row that enqueued it
+    history: Mapped[Optional[list[Any]]] = mapped_column(JSON, default=list)  # one dict per attempt
 
     variant: Mapped[Variant] = relationship()
+
+
+class Schedule(Base):
+    """A cron-like recurring suite (revision 0004): which variants (name patterns), which suite."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    cron: Mapped[str] = mapped_column(String(128))
+    suite: Mapped[str] = mapped_column(String(128))
+    variants: Mapped[list[Any]] = mapped_column(JSON, default=list)  # fnmatch patterns
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_due_at: Mapped[Optional[datetime]] = mapped_column(DateTime)  # the latest due time enqueued
+    last_missed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # skipped by it
+
+
+class ScheduleRun(Base):
+    """One due time of a schedule that was enqueued: the unique key makes it happen once,
+    whichever worker (of however many) gets there first."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "due_at", name="uq_schedule_runs_schedule_due"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"), index=True)
+    due_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    missed: Mapped[int] = mapped_column(Integer, default=0)  # earlier due times skipped in its favour
+    jobs: Mapped[int] = mapped_column(Integer, default=0)  # jobs enqueued (duplicates of active ones skipped)
+
+
+class Regression(Base):
+    """A metric of a finished job that got worse beyond noise than the previous finished run of
+    the same fingerprint, suite and hardware (revision 0004)."""
+
+    __tablename__ = "regressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    previous_job_id: Mapped[Optional[int]] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    result_id: Mapped[Optional[int]] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"))
+    previous_result_id: Mapped[Optional[int]] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"))
+    variant: Mapped[str] = mapped_column(String(64))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    suite: Mapped[Optional[str]] = mapped_column(String(128))
+    evaluator: Mapped[str] = mapped_column(String(128))
+    metric: Mapped[str] = mapped_column(String(256))
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    unit: Mapped[str] = mapped_column(String(64), default="")
+    higher_is_better: Mapped[bool] = mapped_column(Boolean)
+    before: Mapped[float] = mapped_column(Float)
+    after: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    lo: Mapped[float] = mapped_column(Float)
+    hi: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
 
 
 class Result(Base):

@@ -254,44 +254,48 @@ def save_report(report: Any, *, fingerprint: str, extra_context: Mapping[str, An
     are skipped with their items, so importing the same file twice adds nothing. The variant
     is matched by (name, fingerprint) and added when missing, without replacing an active one.
     """
+    store = store or get_store()
+    return store.write(lambda s: save_report_rows(s, report, fingerprint=fingerprint,
+                                                  extra_context=extra_context, job_id=job_id))
+
+
+def save_report_rows(s: Session, report: Any, *, fingerprint: str, extra_context: Mapping[str, Any] | None = None,
+                     job_id: int | None = None) -> SaveCounts:
+    """:func:`save_report` inside the caller's transaction (the queue stores a job's reports
+    together with its status change, see ``db.jobs.finish_job``)."""
     spec = dict(report.variant)
     extra = dict(extra_context or {})
     if job_id is None:
         job_id = getattr(report, "job_id", None)
-    store = store or get_store()
     created = _naive_utc(report.created_at)
-
-    def write(s: Session) -> SaveCounts:
-        variant = attach_variant(s, spec, fingerprint)
-        env = environment_row(s, report.environment)
-        # A job id from another store (a report carried over from a GPU box) means nothing here,
-        # nor does one whose job is for another variant name.
-        job_row = s.get(m.Job, job_id) if job_id is not None else None
-        job = job_row.id if job_row is not None and job_row.variant.name == spec["name"] else None
-        keys = [mt.row_key for mt in report.metrics]
-        existing: set[str] = set()
-        for i in range(0, len(keys), 500):
-            existing.update(s.scalars(select(m.Result.row_key).where(m.Result.row_key.in_(keys[i:i + 500]))))
-        added = skipped = items = 0
-        for mt in report.metrics:
-            if mt.row_key in existing:
-                skipped += 1
-                continue
-            existing.add(mt.row_key)
-            row = m.Result(
-                row_key=mt.row_key, variant_id=variant.id, fingerprint=fingerprint, job_id=job,
-                environment_id=env.id, evaluator=report.evaluator, suite=report.suite, metric=mt.name,
-                value=mt.value, unit=mt.unit or "", higher_is_better=mt.higher_is_better, stderr=mt.stderr,
-                n=mt.n, context={**dict(mt.context), **extra}, created_at=created,
-            )
-            row.items = [m.ItemScore(item=str(k), value=float(v)) for k, v in (mt.items or {}).items()]
-            items += len(row.items)
-            s.add(row)
-            added += 1
-        return SaveCounts(added=added, skipped=skipped, variant_id=variant.id, fingerprint=fingerprint,
-                          items=items)
-
-    return store.write(write)
+    variant = attach_variant(s, spec, fingerprint)
+    env = environment_row(s, report.environment)
+    # A job id from another store (a report carried over from a GPU box) means nothing here,
+    # nor does one whose job is for another variant name.
+    job_row = s.get(m.Job, job_id) if job_id is not None else None
+    job = job_row.id if job_row is not None and job_row.variant.name == spec["name"] else None
+    keys = [mt.row_key for mt in report.metrics]
+    existing: set[str] = set()
+    for i in range(0, len(keys), 500):
+        existing.update(s.scalars(select(m.Result.row_key).where(m.Result.row_key.in_(keys[i:i + 500]))))
+    added = skipped = items = 0
+    for mt in report.metrics:
+        if mt.row_key in existing:
+            skipped += 1
+            continue
+        existing.add(mt.row_key)
+        row = m.Result(
+            row_key=mt.row_key, variant_id=variant.id, fingerprint=fingerprint, job_id=job,
+            environment_id=env.id, evaluator=report.evaluator, suite=report.suite, metric=mt.name,
+            value=mt.value, unit=mt.unit or "", higher_is_better=mt.higher_is_better, stderr=mt.stderr,
+            n=mt.n, context={**dict(mt.context), **extra}, created_at=created,
+        )
+        row.items = [m.ItemScore(item=str(k), value=float(v)) for k, v in (mt.items or {}).items()]
+        items += len(row.items)
+        s.add(row)
+        added += 1
+    return SaveCounts(added=added, skipped=skipped, variant_id=variant.id, fingerprint=fingerprint,
+                      items=items)
 
 
 def item_scores(result_ids: Iterable[int], store: Store | None = None) -> dict[int, dict[str, float]]:

@@ -27,6 +27,14 @@ def save_report(report: Report, *, job_id: int | None = None, store: Any = None)
     still belong to ``report.variant``.
     """
     from ssmboard.db.queries import save_report as store_rows
+
+    fingerprint, extra = report_keys(report)
+    return store_rows(report, fingerprint=fingerprint, extra_context=extra, job_id=job_id, store=store)
+
+
+def report_keys(report: Report) -> tuple[str, dict[str, Any]]:
+    """What the store needs besides the report: its variant's fingerprint, and the context added
+    to every row (the effective spec, when it differs from the variant)."""
     from ssmboard.registry.spec import VariantSpec
 
     spec = VariantSpec.from_stored(report.variant)
@@ -35,7 +43,7 @@ def save_report(report: Report, *, job_id: int | None = None, store: Any = None)
         eff = VariantSpec.from_stored(report.effective_variant)
         if eff.fingerprint != spec.fingerprint:
             extra = {"effective_fingerprint": eff.fingerprint, "effective_variant": eff.computational_dict()}
-    return store_rows(report, fingerprint=spec.fingerprint, extra_context=extra, job_id=job_id, store=store)
+    return spec.fingerprint, extra
 
 
 def import_reports(paths: list[str | os.PathLike]) -> list[dict[str, Any]]:

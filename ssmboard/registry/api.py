@@ -32,14 +32,23 @@ def spec_from_record(record: dict[str, Any]) -> VariantSpec:
     return VariantSpec.from_stored(record["spec"])
 
 
-def register_variant(name: str | VariantSpec, *, replace: bool = False, **fields: Any) -> VariantSpec:
+def register_variant(name: str | VariantSpec, *, replace: bool = False, evaluate: Any = None,
+                     **fields: Any) -> VariantSpec:
     """Validate, fingerprint and persist a variant; returns the stored spec.
 
     ``register_variant("triton-c128", scan="triton", chunk_size=128)``. Registering the same
     spec again does nothing; a different spec under an existing name raises
     VariantConflictError unless ``replace=True`` (stored results stay with the old spec).
     A ``VariantSpec`` may be passed instead of a name (then no other fields).
+    ``evaluate=["quick", ...]`` also queues those suites for it (workers run them; a suite
+    already pending or running for this spec is not queued twice).
     """
+    suites = [evaluate] if isinstance(evaluate, str) else list(evaluate or ())
+    if suites:
+        from ssmboard.jobs.queue import check_suite
+
+        for suite in suites:
+            check_suite(suite)  # an unknown suite fails before anything is stored
     if isinstance(name, VariantSpec):
         if fields:
             raise SpecError("pass either a VariantSpec or a name with fields, not both")
@@ -51,6 +60,11 @@ def register_variant(name: str | VariantSpec, *, replace: bool = False, **fields
         spec = VariantSpec(name=name, **fields)
     store = ensure_builtins()
     queries.register_variant(spec.to_dict(), spec.fingerprint, replace=replace, store=store)
+    if suites:
+        from ssmboard.jobs.queue import submit
+
+        for suite in suites:
+            submit(spec.name, suite)
     return spec
 
 
