@@ -73,3 +73,11 @@ def seed() -> None:
            evaluator="lm-eval")
     report("slow-c16", H200, [Metric("acc", 0.60, "", True, stderr=0.02, n=200, context={"task": "shakespeare_cloze"})],
            evaluator="lm-eval")
+    # the queue: one job that failed with its error, one still pending
+    from ssmboard.db import jobs as store_jobs
+    from ssmboard.jobs import queue
+
+    failed = queue.submit("ind-c64", "quick")["job_id"]
+    store_jobs.claim("seed-worker", lease_s=60)
+    store_jobs.fail(failed, "seed-worker", "RuntimeError: CUDA error: an illegal memory access", retry=False)
+    queue.submit("slow-c16", "quick")

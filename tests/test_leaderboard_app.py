@@ -128,6 +128,17 @@ def _wait_rows(page, want: list[str], timeout: float = 30) -> list[str]:
     return got
 
 
+def _wait_text(locator, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    got = ""
+    while time.monotonic() < deadline:
+        got = locator.inner_text()
+        if text in got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"{text!r} did not appear; the element shows {got[:500]!r}")
+
+
 def _choose(page, elem_id: str, option: str) -> None:
     page.click(f"#{elem_id} input")
     page.get_by_role("option", name=option, exact=True).first.click()
@@ -209,14 +220,30 @@ def test_register_form_rejects_a_bad_spec_and_accepts_a_good_one(seeded, page, s
     _shot(page, shots, "jobs-rejected")
     page.fill("#reg-name textarea", "ui-c32")
     page.fill("#reg-chunk textarea", "32")
-    page.fill("#reg-suite textarea", "")
+    page.fill("#reg-suite textarea", "no-such-suite")
     page.click("#reg-go")
-    msg.get_by_text("Registered ui-c32").wait_for(timeout=30_000)
+    msg.get_by_text("Not submitted").wait_for(timeout=30_000)
+    assert "unknown suite 'no-such-suite'" in msg.inner_text() and "Registered ui-c32" in msg.inner_text()
+    page.fill("#reg-suite textarea", "quick")
+    page.click("#reg-go")
+    msg.get_by_text("queued for suite 'quick'").wait_for(timeout=30_000)
+    queue_table = page.locator("#jobs-table")
+    queue_table.get_by_text("ui-c32").first.wait_for(timeout=30_000)
     _shot(page, shots, "jobs")
     store = get_store(f"sqlite:///{seeded.home / 'ssmboard.db'}")
     rec = queries.active_variant("ui-c32", store=store)
     assert rec is not None and rec["spec"]["chunk_size"] == 32
     assert queries.active_variant("ui-c3", store=store) is None
+
+
+def test_jobs_tab_shows_the_queue_and_failures(seeded, page):
+    _open(page, seeded.url)
+    page.get_by_role("tab", name="Jobs").click()
+    failures = page.locator("#jobs-failures")
+    _wait_text(failures, "illegal memory access")
+    assert "ind-c64" in failures.inner_text()
+    assert "slow-c16" in page.locator("#jobs-table").inner_text()
+    assert "failed 1" in page.locator("#jobs-queue").inner_text()
 
 
 def test_empty_store_shows_how_to_start(tmp_path_factory, page, shots):
