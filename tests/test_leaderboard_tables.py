@@ -185,3 +185,32 @@ def test_cli_leaderboard_and_export(board, cli_process, ssmboard_home, tmp_path)
         assert len(frame) == len(board.results) and set(frame["variant"]) >= {"fast-c64", "oom-c256"}
     wrong = cli_process("export", str(tmp_path / "all.xlsx"))
     assert wrong.returncode == 2 and "csv, .json or .parquet" in wrong.stderr
+
+
+def test_serve_binds_loopback_without_a_public_link_unless_asked():
+    from ssmboard.cli import build_parser
+
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.share) == ("127.0.0.1", 7860, False)
+    assert build_parser().parse_args(["serve", "--share", "--host", "0.0.0.0"]).share is True
+
+
+def test_empty_store_says_how_to_start(cli_process):
+    out = cli_process("leaderboard")
+    assert out.returncode == 0 and "no results in the store yet" in out.stdout and "ssmboard eval" in out.stdout
+    frame = tables.ranking(data.results_frame([]), data.variants_frame([]))
+    assert frame.order == [] and frame.context["device"] is None
+
+
+def test_history_marks_regressions(board):
+    rows = board.results
+    ttft = rows[(rows["variant"] == "fast-c64") & (rows["metric"] == "ttft") & (rows["device_name"] == "NVIDIA H200")
+                & (rows["ctx_prompt_len"] == 256) & rows["ctx_effective_fingerprint"].isna()]
+    assert len(ttft) == 2  # the old 50 ms run and the latest 10 ms one
+    newest = int(ttft.sort_values("created_at")["id"].iloc[-1])
+    fig = plots.history(rows, "fast-c64", "ttft", [{"variant": "fast-c64", "metric": "ttft", "result_id": newest}])
+    marked = next(t for t in fig.data if t.name == "regression")
+    assert list(marked.y) == [pytest.approx(10.0)]
+    series = next(t for t in fig.data if t.name == "NVIDIA H200 · L=256 b=1")
+    assert list(series.y) == [pytest.approx(50.0), pytest.approx(10.0)]  # oldest first
+    assert not any(t.name == "regression" for t in plots.history(rows, "fast-c64", "ttft").data)
