@@ -19,6 +19,7 @@ COMMAND_MODULES: list[str] = [
     "ssmboard.cli.variants",
     "ssmboard.cli.evaluate",
     "ssmboard.cli.store",
+    "ssmboard.cli.board",
     "ssmboard.cli.compare",
     "ssmboard.cli.lmeval",
     "ssmboard.cli.jobs",
