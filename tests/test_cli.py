@@ -167,12 +167,22 @@ def test_import_in_a_real_process(cli_process, tmp_path):
     assert proc.returncode == 0 and "0 result(s) added, 3 already stored" in proc.stdout
 
 
-def test_demo_lists_builtins_and_database(cli_process, db_path):
-    proc = cli_process("demo")
-    assert proc.returncode == 0, proc.stderr
+@pytest.mark.slow
+def test_demo_drains_the_queue_and_ranks(cli_process, db_path):
+    """`make demo`: built-ins listed, quick + accuracy-quick queued and run by a local worker, ranking and compare."""
+    proc = cli_process("demo", timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("reference-c16", "reference-c256", "sequential", "independent-c64", "reference-compiled"):
         assert name in proc.stdout
     assert str(db_path.resolve()) in proc.stdout
+    ranking = proc.stdout.split("Ranking")[1]
+    assert "reference-c64" in ranking and "independent-c64" in ranking
+    compared = proc.stdout.split("ssmboard compare reference-c64 independent-c64")[1]
+    assert "kl_mean" in compared and "worse" in compared
+    from ssmboard.jobs.queue import list_jobs
+
+    jobs = list_jobs()
+    assert len(jobs) == 4 and {j["status"] for j in jobs} == {"finished"}
 
 
 def test_option_values():

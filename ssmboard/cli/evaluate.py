@@ -32,6 +32,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ssmboard.cli import main
     from ssmboard.cli.variants import print_variants_table
     from ssmboard.jobs.demo import DEMO_SUITES, DEMO_VARIANTS, run_demo
     from ssmboard.registry.api import list_variants, store_location
@@ -41,14 +42,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("Built-in variants:")
     print_variants_table([s for s in list_variants() if s.name in names])
     print(f"\nDatabase: {store_location()}")
-    print(f"\nMeasuring {', '.join(DEMO_SUITES)} on {', '.join(DEMO_VARIANTS)} (the embedded model):")
+    print(f"\nQueueing {', '.join(DEMO_SUITES)} for {', '.join(DEMO_VARIANTS)} (the embedded model) and draining "
+          "the queue with a local worker (each job in its own process):", flush=True)
     result = run_demo(progress=True)
-    wanted = {"ttft", "prefill_tokens_per_s", "decode_tokens_per_s"}
-    for r in result.reports:
-        r.metrics = [m for m in r.metrics if m.name in wanted]
-    print_metric_rows(result.reports)
-    print("\nAll rows are in the store: `ssmboard db info`; rerun one with `ssmboard eval reference-c64`.")
-    return 130 if result.interrupted else 0
+    for job in result.failed:
+        print(f"job {job.get('id')}: {job.get('outcome')}: {job.get('error')}")
+    print("\nRanking (`ssmboard leaderboard`):", flush=True)
+    main(["leaderboard"])
+    print(f"\n`ssmboard compare {DEMO_VARIANTS[0]} {DEMO_VARIANTS[1]}`:", flush=True)
+    main(["compare", DEMO_VARIANTS[0], DEMO_VARIANTS[1]])
+    print("\nAll rows are in the store: `ssmboard serve` shows them in the leaderboard; `ssmboard jobs` lists the jobs.")
+    if result.interrupted:
+        return 130
+    return 1 if result.failed else 0
 
 
 def add_parser(sub: Any) -> None:

@@ -1,7 +1,9 @@
-"""What `ssmboard demo` runs: the built-in variants, then the quick suite on two of them.
+"""What `make demo` runs, the main job on a fresh machine: queue the quick suites for the
+built-in variants of the embedded model, drain the queue with a local worker (each job in a
+child process, progress shown), and leave every row in the store for the ranking.
 
-Kept beside ``evaluate`` so the demo is something the Python API can do (``run_demo()``);
-the CLI only prints what it returns.
+Kept beside the queue so the demo is something the Python API can do (``run_demo()``);
+the CLI only prints the variants before and the ranking and comparison after.
 """
 from __future__ import annotations
 
@@ -9,26 +11,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DEMO_VARIANTS: tuple[str, ...] = ("reference-c64", "independent-c64")
-DEMO_SUITES: tuple[str, ...] = ("quick",)
+DEMO_SUITES: tuple[str, ...] = ("quick", "accuracy-quick")
 
 
 @dataclass
 class DemoResult:
-    reports: list[Any] = field(default_factory=list)
+    submitted: list[dict[str, Any]] = field(default_factory=list)
+    summary: Any = None  # the worker's WorkerSummary
     interrupted: bool = False
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [j for j in (self.summary.jobs if self.summary else []) if j.get("outcome") != "finished"]
 
 
 def run_demo(*, progress: bool = True, variants: tuple[str, ...] = DEMO_VARIANTS,
              suites: tuple[str, ...] = DEMO_SUITES) -> DemoResult:
-    """Evaluate ``variants`` with ``suites`` on this machine, into the store."""
-    from ssmboard.jobs.evaluate import evaluate
+    """Queue ``suites`` x ``variants`` (an identical pending job is not queued twice) and drain the queue."""
+    from ssmboard.jobs.queue import submit
+    from ssmboard.jobs.worker import drain
+    from ssmboard.registry.api import ensure_builtins
 
+    ensure_builtins()
     result = DemoResult()
     for suite in suites:
         for name in variants:
-            summary = evaluate(name, suite, progress=progress)
-            result.reports += summary.reports
-            if summary.interrupted:
-                result.interrupted = True
-                return result
+            result.submitted.append(submit(name, suite))
+    result.summary = drain("local", progress=progress)
+    result.interrupted = bool(result.summary.interrupted)
     return result
